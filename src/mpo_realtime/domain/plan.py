@@ -1,0 +1,67 @@
+"""Query plans: what an event store must compute for a report, independent of SQL dialect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mpo_realtime.domain.report import Dimension, Metric, ReportSpec
+
+__all__ = ["ID_COLUMNS", "QueryPlan", "plan_for"]
+
+#: roll-up column of each entity dimension
+ID_COLUMNS: dict[Dimension, str] = {
+    Dimension.ADVERTISER_ID: "advertiser_id",
+    Dimension.PARTNER_ID: "partner_id",
+    Dimension.CAMPAIGN_ID: "campaign_id",
+    Dimension.SELLER_ID: "seller_id",
+    Dimension.PRODUCT_ID: "product_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """Sum metrics over ``[start, end)`` grouped by ``dimensions``, rows in dimension order.
+
+    Time dimensions are bucket starts as UTC instants, cut in ``timezone``: a repeated
+    local hour (DST fall-back) gives two buckets. Rows whose metrics are all zero are
+    dropped. Output column names are the canonical API names.
+    """
+
+    start: datetime
+    end: datetime
+    advertiser_ids: tuple[int, ...]
+    campaign_ids: tuple[int, ...] = ()
+    seller_ids: tuple[int, ...] = ()
+    partner_ids: tuple[int, ...] = ()
+    dimensions: tuple[Dimension, ...] = (Dimension.ADVERTISER_ID,)
+    metrics: tuple[Metric, ...] = (Metric.CLICKS, Metric.DISPLAYS, Metric.COST)
+    timezone: str = "UTC"
+
+    @property
+    def filters(self) -> dict[str, tuple[int, ...]]:
+        """Roll-up column -> accepted IDs; an empty tuple means no filter."""
+        return {
+            "advertiser_id": self.advertiser_ids,
+            "campaign_id": self.campaign_ids,
+            "seller_id": self.seller_ids,
+            "partner_id": self.partner_ids,
+        }
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(d.value for d in self.dimensions) + tuple(m.value for m in self.metrics)
+
+
+def plan_for(spec: ReportSpec) -> QueryPlan:
+    return QueryPlan(
+        start=spec.start,
+        end=spec.end,
+        advertiser_ids=spec.advertiser_ids,
+        campaign_ids=spec.campaign_ids,
+        seller_ids=spec.seller_ids,
+        partner_ids=spec.partner_ids,
+        dimensions=spec.dimensions,
+        metrics=spec.metrics,
+        timezone=spec.timezone,
+    )
