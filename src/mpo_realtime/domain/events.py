@@ -8,10 +8,10 @@ line and field.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from collections.abc import Callable
 
 import orjson
 
@@ -170,11 +170,11 @@ def _split_body(body: bytes) -> list[tuple[int, Any]] | EventIssue:
             return EventIssue(1, None, "body must be a JSON array of events")
         return [(index + 1, item) for index, item in enumerate(items)]
     pairs: list[tuple[int, Any]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+    for number, chunk in enumerate(text.split("\n"), start=1):
+        if not chunk.strip():
             continue
         try:
-            pairs.append((number, orjson.loads(line)))
+            pairs.append((number, orjson.loads(chunk)))
         except orjson.JSONDecodeError as exc:
             pairs.append((number, EventIssue(number, None, f"not valid JSON: {exc}")))
     return pairs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -185,7 +185,9 @@ def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) ->
         return ()
     if len(raw) > max_ids:
         out.error(
-            ErrorCode.INVALID_QUERY, f"{name} holds {len(raw)} IDs; at most {max_ids}", _pointer(name)
+            ErrorCode.INVALID_QUERY,
+            f"{name} holds {len(raw)} IDs; at most {max_ids}",
+            _pointer(name),
         )
         return ()
     ids: set[int] = set()
@@ -298,7 +300,9 @@ def _interval(
             return None
         ok = True
         if has_start or has_end:
-            names = " and ".join(n for n, h in (("startDate", has_start), ("endDate", has_end)) if h)
+            names = " and ".join(
+                n for n, h in (("startDate", has_start), ("endDate", has_end)) if h
+            )
             detail = f"lookbackWindow cannot be combined with {names}"
             out.error(
                 ErrorCode.INVALID_LOOKBACK_WINDOW, detail, _pointer("lookbackWindow"), conflict=True
@@ -418,9 +422,7 @@ def _attributes(out: _Collector, body: Any) -> dict[str, Any] | None:
     return attrs
 
 
-def parse_report_request(
-    body: bytes | Any, *, now: datetime, max_ids: int = 10_000
-) -> ReportSpec:
+def parse_report_request(body: bytes | Any, *, now: datetime, max_ids: int = 10_000) -> ReportSpec:
     """Validate a create-job body (raw bytes or decoded JSON) into a :class:`ReportSpec`.
 
     Raises :class:`ProblemError` with every problem found.
@@ -472,5 +474,3 @@ def parse_report_request(
         open_ended=open_ended,
         warnings=tuple(out.warnings),
     )
-
-

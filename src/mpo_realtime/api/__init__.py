@@ -1,0 +1,3 @@
+"""api layer."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""client layer."""
+
+from __future__ import annotations

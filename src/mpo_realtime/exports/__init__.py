@@ -1,0 +1,3 @@
+"""exports layer."""
+
+from __future__ import annotations

@@ -1,0 +1,100 @@
+"""The event store interface: what every backend (DuckDB, ClickHouse) offers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pyarrow as pa
+
+from mpo_realtime.domain.plan import QueryPlan
+
+__all__ = [
+    "ROLLUP_SCHEMA",
+    "Catalog",
+    "EventStore",
+    "IdempotencyConflict",
+    "IngestReceipt",
+    "IngestRequest",
+]
+
+#: one row of the minute roll-up; also the shape ingestion hands to a store
+ROLLUP_SCHEMA = pa.schema(
+    [
+        ("minute", pa.timestamp("us", tz="UTC")),
+        ("advertiser_id", pa.int64()),
+        ("partner_id", pa.int64()),
+        ("campaign_id", pa.int64()),
+        ("seller_id", pa.int64()),
+        ("product_id", pa.string()),
+        ("displays", pa.int64()),
+        ("clicks", pa.int64()),
+        ("cost", pa.float64()),
+        ("seller_name", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """One acknowledged-or-nothing unit of ingestion."""
+
+    rows: pa.Table
+    #: events in the request (rows may be fewer once pre-aggregated)
+    events: int
+    #: scoped idempotency key (client and header), with a digest of the body
+    idempotency_key: str | None = None
+    body_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReceipt:
+    events: int
+    #: the key was seen before: nothing was stored this time
+    duplicate: bool = False
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Entities seen for a set of advertisers."""
+
+    campaign_ids: frozenset[int]
+    seller_ids: frozenset[int]
+    partner_ids: frozenset[int]
+
+
+class EventStore(Protocol):
+    """Minute roll-up of ad events: micro-batched writes, exact aggregate reads."""
+
+    def submit(self, request: IngestRequest) -> Future[IngestReceipt]:
+        """Queue rows for the next flush; the future resolves once they are durable."""
+        ...
+
+    def append(self, rows: pa.Table | pa.RecordBatchReader) -> int:
+        """Bulk path: store rows now, without idempotency (back-fill, imports)."""
+        ...
+
+    def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Stream the plan's result as record batches (columns named as in the API)."""
+        ...
+
+    def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog: ...
+
+    def purge(self, before: datetime) -> int:
+        """Delete roll-up rows older than ``before``; returns rows deleted."""
+        ...
+
+    def totals(self) -> dict[str, float]:
+        """Sums of every metric over the whole store (checks and health)."""
+        ...
+
+    def latest_minute(self) -> datetime | None: ...
+
+    def close(self) -> None: ...

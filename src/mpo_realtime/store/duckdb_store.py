@@ -1,0 +1,365 @@
+"""The embedded event store: a DuckDB file with one writer thread.
+
+Writes are micro-batched: :meth:`DuckDBEventStore.submit` queues rows and the
+writer thread flushes everything queued at least every ``flush_interval`` seconds in
+one transaction (group commit), so a small HTTP batch does not pay for an insert of
+its own. Futures resolve after the commit, so an acknowledged event is durable and
+visible. Reads use their own cursors and always aggregate, so they see exact sums
+whether or not compaction has folded the rows yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpo_realtime.domain.errors import StoreError
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.store.base import (
+    Catalog,
+    IdempotencyConflict,
+    IngestReceipt,
+    IngestRequest,
+)
+from mpo_realtime.store.plan_sql import render_aggregate
+from mpo_realtime.store.sql import queries
+
+__all__ = ["DuckDBEventStore"]
+
+log = logging.getLogger(__name__)
+SQL = queries("duckdb")
+# Minutes this recent still receive live appends; compacting them would be wasted work.
+_LIVE = timedelta(minutes=2)
+
+
+@dataclass
+class _Ingest:
+    request: IngestRequest
+    future: Future[IngestReceipt] = field(default_factory=Future)
+
+
+@dataclass
+class _Call:
+    fn: Callable[[duckdb.DuckDBPyConnection], Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn DuckDB errors into :class:`StoreError`, keeping the cause."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise StoreError(f"event store could not {action}: {exc}") from exc
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class DuckDBEventStore:
+    """Minute roll-up in DuckDB; see the module docstring for the concurrency model."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        flush_interval: float = 0.1,
+        max_buffer_rows: int = 500_000,
+        maintenance_interval: float = 30.0,
+        threads: int | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.flush_interval = flush_interval
+        self.max_buffer_rows = max_buffer_rows
+        self.maintenance_interval = maintenance_interval
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"threads": threads} if threads else {}
+        )
+        try:
+            self._conn = duckdb.connect(self.path, config=config)
+            self._conn.execute("SET TimeZone = 'UTC'")
+            for statement in _statements(SQL["schema"]):
+                self._conn.execute(statement)
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open event store {self.path}: {exc}. Is another process using it?"
+            ) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"event store {self.path} is unreadable or corrupt: {exc}") from exc
+        self._cursor_lock = threading.Lock()
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._dirty: tuple[datetime, datetime] | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+        self._thread.start()
+
+    # -- writes -------------------------------------------------------------------------
+
+    def submit(self, request: IngestRequest) -> Future[IngestReceipt]:
+        item = _Ingest(request)
+        self._put(item)
+        return item.future
+
+    def append(self, rows: pa.Table | pa.RecordBatchReader) -> int:
+        table = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
+
+        def bulk(conn: duckdb.DuckDBPyConnection) -> int:
+            self._insert(conn, table, aggregate=False)
+            return int(table.num_rows)
+
+        return int(self.call(bulk))
+
+    def call(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run ``fn`` on the writer connection, after everything queued before it."""
+        item = _Call(fn)
+        self._put(item)
+        return item.future.result()
+
+    def purge(self, before: datetime) -> int:
+        def run(conn: duckdb.DuckDBPyConnection) -> int:
+            row = conn.execute(SQL["purge_rollup"], {"before": before}).fetchone()
+            conn.execute(SQL["purge_keys"], {"before": before})
+            return int(row[0]) if row else 0
+
+        return int(self.call(run))
+
+    def compact(self, now: datetime | None = None) -> None:
+        """Fold rows of settled minutes touched since the last compaction."""
+        self.call(lambda conn: self._compact(conn, now or datetime.now(UTC)))
+
+    def _put(self, item: object) -> None:
+        if self._closed:
+            raise StoreError("event store is closed")
+        self._queue.put(item)
+
+    # -- writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_maintenance = time.monotonic() + self.maintenance_interval
+        stop = False
+        while not stop:
+            timeout = max(0.0, next_maintenance - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            batch: list[_Ingest] = []
+            rows = 0
+            deadline = time.monotonic() + self.flush_interval
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, _Call):
+                    self._flush(batch)
+                    batch, rows = [], 0
+                    self._execute_call(item)
+                elif isinstance(item, _Ingest):
+                    batch.append(item)
+                    rows += item.request.rows.num_rows
+                if rows >= self.max_buffer_rows:
+                    break
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else None
+                except queue.Empty:
+                    item = None
+            self._flush(batch)
+            if time.monotonic() >= next_maintenance:
+                self._maintenance()
+                next_maintenance = time.monotonic() + self.maintenance_interval
+
+    def _execute_call(self, item: _Call) -> None:
+        try:
+            with _translated("run a write"):
+                item.future.set_result(item.fn(self._conn))
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            item.future.set_exception(exc)
+
+    def _maintenance(self) -> None:
+        try:
+            with _translated("compact"):
+                self._compact(self._conn, datetime.now(UTC))
+        except StoreError:
+            log.exception("event store maintenance failed")
+
+    def _insert(self, conn: duckdb.DuckDBPyConnection, table: pa.Table, *, aggregate: bool) -> None:
+        if table.num_rows == 0:
+            return
+        conn.register("incoming", table)
+        try:
+            conn.execute(SQL["insert_aggregated" if aggregate else "insert_raw"])
+            conn.execute(SQL["insert_catalog"])
+            conn.execute(SQL["insert_seller_names"])
+        finally:
+            conn.unregister("incoming")
+        low, high = pc.min_max(table["minute"]).values()
+        span = (low.as_py(), high.as_py())
+        self._dirty = (
+            span
+            if self._dirty is None
+            else (min(self._dirty[0], span[0]), max(self._dirty[1], span[1]))
+        )
+
+    def _flush(self, batch: list[_Ingest]) -> None:
+        if not batch:
+            return
+        conn = self._conn
+        accepted: list[_Ingest] = []
+        seen: dict[str, tuple[int, str | None]] = {}
+        keys = [i.request.idempotency_key for i in batch if i.request.idempotency_key]
+        try:
+            with _translated("look up idempotency keys"):
+                if keys:
+                    found = conn.execute(SQL["find_keys"], {"keys": keys}).fetchall()
+                    seen = {key: (int(events), digest) for key, events, digest in found}
+            for item in batch:
+                key = item.request.idempotency_key
+                if key is None:
+                    accepted.append(item)
+                elif key in seen:
+                    events, digest = seen[key]
+                    if digest != item.request.body_digest:
+                        item.future.set_exception(IdempotencyConflict(key))
+                    else:
+                        item.future.set_result(IngestReceipt(events, duplicate=True))
+                else:
+                    seen[key] = (item.request.events, item.request.body_digest)
+                    accepted.append(item)
+            if not accepted:
+                return
+            now = datetime.now(UTC)
+            with _translated("store events"):
+                conn.execute("BEGIN")
+                try:
+                    table = pa.concat_tables([i.request.rows for i in accepted])
+                    self._insert(conn, table, aggregate=True)
+                    for item in accepted:
+                        if item.request.idempotency_key:
+                            conn.execute(
+                                SQL["insert_key"],
+                                {
+                                    "key": item.request.idempotency_key,
+                                    "events": item.request.events,
+                                    "digest": item.request.body_digest,
+                                    "created_at": now,
+                                },
+                            )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except StoreError as exc:
+            for item in accepted:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            log.error("flush of %d requests failed: %s", len(accepted), exc)
+            return
+        for item in accepted:
+            item.future.set_result(IngestReceipt(item.request.events))
+
+    def _compact(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> None:
+        if self._dirty is None:
+            return
+        low, high = self._dirty
+        cutoff = now.replace(second=0, microsecond=0) - _LIVE
+        if low >= cutoff:
+            return
+        params = {"lo": low, "hi": min(high + timedelta(minutes=1), cutoff)}
+        conn.execute("BEGIN")
+        try:
+            for statement in _statements(SQL["compact"]):
+                names = [name for name in params if f"${name}" in statement]
+                conn.execute(statement, {name: params[name] for name in names})
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._dirty = None if high < cutoff else (cutoff, high)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._cursor_lock, _translated("open a cursor"):
+            cursor = self._conn.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            return cursor
+
+    def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        sql = render_aggregate(plan)
+        params: dict[str, Any] = {"start": plan.start, "end": plan.end}
+        if "$tz" in sql:
+            params["tz"] = plan.timezone
+        cursor = self._cursor()
+        try:
+            with _translated("run a report query"):
+                reader: pa.RecordBatchReader = cursor.sql(sql, params=params).to_arrow_reader(
+                    batch_rows
+                )
+                yield from reader
+        finally:
+            cursor.close()
+
+    def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog:
+        cursor = self._cursor()
+        try:
+            with _translated("read the catalog"):
+                rows = cursor.execute(
+                    SQL["catalog"], {"advertisers": list(advertiser_ids)}
+                ).fetchall()
+        finally:
+            cursor.close()
+        return Catalog(
+            campaign_ids=frozenset(r[0] for r in rows),
+            seller_ids=frozenset(r[1] for r in rows),
+            partner_ids=frozenset(r[2] for r in rows),
+        )
+
+    def totals(self) -> dict[str, float]:
+        cursor = self._cursor()
+        try:
+            with _translated("read totals"):
+                row = cursor.execute(SQL["totals"]).fetchone()
+        finally:
+            cursor.close()
+        assert row is not None
+        return {"rows": row[0], "displays": row[1], "clicks": row[2], "cost": row[3]}
+
+    def latest_minute(self) -> datetime | None:
+        cursor = self._cursor()
+        try:
+            with _translated("read the latest minute"):
+                row = cursor.execute(SQL["latest_minute"]).fetchone()
+        finally:
+            cursor.close()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        with contextlib.suppress(duckdb.Error):
+            self._conn.execute("CHECKPOINT")
+        self._conn.close()

@@ -1,0 +1,88 @@
+-- name: schema
+CREATE TABLE IF NOT EXISTS rollup (
+    minute TIMESTAMPTZ NOT NULL,
+    advertiser_id BIGINT NOT NULL,
+    partner_id BIGINT NOT NULL,
+    campaign_id BIGINT NOT NULL,
+    seller_id BIGINT NOT NULL,
+    product_id VARCHAR NOT NULL,
+    displays BIGINT NOT NULL,
+    clicks BIGINT NOT NULL,
+    cost DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS catalog (
+    advertiser_id BIGINT NOT NULL,
+    partner_id BIGINT NOT NULL,
+    campaign_id BIGINT NOT NULL,
+    seller_id BIGINT NOT NULL,
+    PRIMARY KEY (advertiser_id, partner_id, campaign_id, seller_id)
+);
+CREATE TABLE IF NOT EXISTS seller_names (
+    seller_id BIGINT PRIMARY KEY,
+    seller_name VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest_keys (
+    key VARCHAR PRIMARY KEY,
+    events BIGINT NOT NULL,
+    digest VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- name: insert_aggregated
+-- Pre-aggregates a flush so that one roll-up row stands for each key of the flush.
+INSERT INTO rollup
+SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+       sum(displays)::BIGINT, sum(clicks)::BIGINT, sum(cost)
+FROM incoming
+GROUP BY ALL;
+
+-- name: insert_raw
+INSERT INTO rollup
+SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+       displays, clicks, cost
+FROM incoming;
+
+-- name: insert_catalog
+INSERT OR IGNORE INTO catalog
+SELECT DISTINCT advertiser_id, partner_id, campaign_id, seller_id FROM incoming;
+
+-- name: insert_seller_names
+INSERT OR REPLACE INTO seller_names
+SELECT seller_id, last(seller_name) FROM incoming
+WHERE seller_name IS NOT NULL
+GROUP BY seller_id;
+
+-- name: find_keys
+SELECT key, events, digest FROM ingest_keys WHERE list_contains($keys, key);
+
+-- name: insert_key
+INSERT INTO ingest_keys VALUES ($key, $events, $digest, $created_at);
+
+-- name: compact
+-- Folds the rows of [lo, hi) into one row per roll-up key.
+CREATE TEMP TABLE compacted AS
+SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+       sum(displays)::BIGINT AS displays, sum(clicks)::BIGINT AS clicks, sum(cost) AS cost
+FROM rollup WHERE minute >= $lo AND minute < $hi
+GROUP BY ALL;
+DELETE FROM rollup WHERE minute >= $lo AND minute < $hi;
+INSERT INTO rollup SELECT * FROM compacted;
+DROP TABLE compacted;
+
+-- name: purge_rollup
+DELETE FROM rollup WHERE minute < $before;
+
+-- name: purge_keys
+DELETE FROM ingest_keys WHERE created_at < $before;
+
+-- name: catalog
+SELECT DISTINCT campaign_id, seller_id, partner_id FROM catalog
+WHERE list_contains($advertisers, advertiser_id);
+
+-- name: totals
+SELECT count(*) AS rows, coalesce(sum(displays), 0) AS displays,
+       coalesce(sum(clicks), 0) AS clicks, coalesce(sum(cost), 0) AS cost
+FROM rollup;
+
+-- name: latest_minute
+SELECT max(minute) FROM rollup;

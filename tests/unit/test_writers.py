@@ -1,0 +1,543 @@
+"""Tests for the streamed export writers (CSV and JSON output files)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zoneinfo
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mpo_realtime.domain.report import FileFormat
+from mpo_realtime.exports.writers import WriteResult, write_export
+
+ID_COLUMNS = ("advertiserId", "partnerId", "campaignId", "sellerId")
+TIME_COLUMNS = ("minute", "hour", "day", "week", "month", "year")
+COUNT_COLUMNS = ("clicks", "displays")
+ALL_COLUMNS = (*ID_COLUMNS, "productId", *TIME_COLUMNS, *COUNT_COLUMNS, "cost")
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: the source's examples, verbatim (its JSON example holds the rows in another order)
+SOURCE_CSV = (
+    b'"advertiserId","campaignId","clicks","displays","cost"\n'
+    b"321,12345,1873,800247,992.21671380425\n"
+    b"321,56789,17927,5275096,3460.71409576333\n"
+)
+SOURCE_JSON = """{
+"columns": [
+"advertiserId",
+"campaignId",
+"clicks",
+"displays",
+"cost"
+],
+"data": [
+[
+321,
+12345,
+17927,
+5275096,
+3460.71409576333
+],
+[
+321,
+56789,
+1873,
+800247,
+992.21671380425
+]
+],
+"rows": 2
+}"""
+EXAMPLE_COLUMNS = ["advertiserId", "campaignId", "clicks", "displays", "cost"]
+
+
+def _type_of(name: str, *, large_strings: bool = False) -> pa.DataType:
+    if name == "productId":
+        return pa.large_string() if large_strings else pa.string()
+    if name in TIME_COLUMNS:
+        return TIMESTAMP
+    if name == "cost":
+        return pa.float64()
+    return pa.int64()
+
+
+def _batch(columns: Sequence[str], rows: Sequence[Sequence[Any]], **kw: bool) -> pa.RecordBatch:
+    arrays = [
+        pa.array([row[i] for row in rows], _type_of(name, **kw)) for i, name in enumerate(columns)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def _write(
+    batches: Any, columns: Sequence[str], file_format: FileFormat, timezone: str = "UTC"
+) -> tuple[bytes, WriteResult]:
+    sink = io.BytesIO()
+    result = write_export(
+        batches, columns=columns, file_format=file_format, timezone=timezone, sink=sink
+    )
+    assert not sink.closed
+    assert result.bytes == len(sink.getvalue())
+    return sink.getvalue(), result
+
+
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+# -- reference implementation, plain Python ------------------------------------------
+
+
+def _float_text(value: float) -> str:
+    """Arrow's double->string text, rebuilt from Python's shortest round-trip digits.
+
+    Plain decimals for decimal exponents -7 < e < 10, else ``d.ddde±x``; never a
+    trailing ``.0``.
+    """
+    if value == 0:
+        return "0"
+    _, digit_tuple, exp = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exp, int)
+    digits = "".join(map(str, digit_tuple))
+    exponent = len(digits) - 1 + exp  # of the first significant digit
+    if -7 < exponent < 10:
+        if exponent >= 0:
+            whole = digits[: exponent + 1].ljust(exponent + 1, "0")
+            fraction = digits[exponent + 1 :]
+        else:
+            whole, fraction = "0", "0" * (-exponent - 1) + digits
+        return whole + ("." + fraction if fraction else "")
+    head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{head}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+
+
+def _iso(value: datetime, timezone: str) -> str:
+    return value.astimezone(zoneinfo.ZoneInfo(timezone)).isoformat(timespec="seconds")
+
+
+def _reference_cells(
+    columns: Sequence[str], row: Sequence[Any], timezone: str
+) -> tuple[list[str], list[str]]:
+    """The CSV and JSON texts of one row's cells."""
+    csv_cells, json_cells = [], []
+    for name, value in zip(columns, row, strict=True):
+        if name == "productId" or name in TIME_COLUMNS:
+            text = value if name == "productId" else _iso(value, timezone)
+            csv_cells.append('"' + text.replace('"', '""') + '"')
+            json_cells.append(json.dumps(text, ensure_ascii=False))
+        elif name == "cost":
+            csv_cells.append(_float_text(value))
+            json_cells.append(_float_text(value))
+        else:
+            csv_cells.append(str(value))
+            json_cells.append(str(value))
+    return csv_cells, json_cells
+
+
+def _reference(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], timezone: str
+) -> tuple[bytes, bytes]:
+    header = ",".join('"' + name + '"' for name in columns) + "\n"
+    csv_lines, json_rows = [header], []
+    for row in rows:
+        csv_cells, json_cells = _reference_cells(columns, row, timezone)
+        csv_lines.append(",".join(csv_cells) + "\n")
+        json_rows.append("[" + ",".join(json_cells) + "]")
+    head = json.dumps({"columns": list(columns)}, separators=(",", ":"))[:-1]
+    json_text = head + ',"data":[' + ",".join(json_rows) + '],"rows":' + str(len(rows)) + "}"
+    return "".join(csv_lines).encode(), json_text.encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (5.0, "5"),
+        (1e-7, "1e-7"),
+        (0.30000000000000004, "0.30000000000000004"),
+        (992.21671380425, "992.21671380425"),
+        (0.0, "0"),
+        (1e-6, "0.000001"),
+        (1.234e-6, "0.000001234"),
+        (1200000000.0, "1200000000"),
+        (1.2e10, "1.2e+10"),
+        (123456789012345.0, "1.23456789012345e+14"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+    ],
+)
+def test_float_text_reference_matches_arrow_examples(value: float, text: str) -> None:
+    assert _float_text(value) == text
+    assert pa.array([value]).cast(pa.string())[0].as_py() == text
+
+
+# -- the source's examples -----------------------------------------------------------
+
+
+def test_write_export_reproduces_source_csv_example() -> None:
+    rows = [
+        (321, 12345, 1873, 800247, 992.21671380425),
+        (321, 56789, 17927, 5275096, 3460.71409576333),
+    ]
+    data, result = _write([_batch(EXAMPLE_COLUMNS, rows)], EXAMPLE_COLUMNS, FileFormat.CSV)
+    assert data == SOURCE_CSV
+    assert result == WriteResult(rows=2, bytes=len(SOURCE_CSV))
+
+
+def test_write_export_reproduces_source_json_example_compacted() -> None:
+    compact = "".join(SOURCE_JSON.split()).encode()
+    assert compact == json.dumps(json.loads(SOURCE_JSON), separators=(",", ":")).encode()
+    parsed = json.loads(SOURCE_JSON)
+    batch = _batch(EXAMPLE_COLUMNS, [tuple(row) for row in parsed["data"]])
+    data, result = _write([batch], EXAMPLE_COLUMNS, FileFormat.JSON)
+    assert data == compact
+    assert result == WriteResult(rows=2, bytes=len(compact))
+
+
+def test_write_export_json_of_csv_example_rows_is_compact() -> None:
+    rows = [
+        (321, 12345, 1873, 800247, 992.21671380425),
+        (321, 56789, 17927, 5275096, 3460.71409576333),
+    ]
+    data, _ = _write([_batch(EXAMPLE_COLUMNS, rows)], EXAMPLE_COLUMNS, FileFormat.JSON)
+    assert data == (
+        b'{"columns":["advertiserId","campaignId","clicks","displays","cost"],'
+        b'"data":[[321,12345,1873,800247,992.21671380425],'
+        b'[321,56789,17927,5275096,3460.71409576333]],"rows":2}'
+    )
+
+
+# -- empty results -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batches", [[], [_batch(EXAMPLE_COLUMNS, [])]], ids=["none", "empty"])
+def test_write_export_empty_csv_is_header_only(batches: list[pa.RecordBatch]) -> None:
+    data, result = _write(iter(batches), EXAMPLE_COLUMNS, FileFormat.CSV)
+    assert data == b'"advertiserId","campaignId","clicks","displays","cost"\n'
+    assert result.rows == 0
+
+
+@pytest.mark.parametrize("batches", [[], [_batch(EXAMPLE_COLUMNS, [])]], ids=["none", "empty"])
+def test_write_export_empty_json_has_no_data(batches: list[pa.RecordBatch]) -> None:
+    data, result = _write(iter(batches), EXAMPLE_COLUMNS, FileFormat.JSON)
+    assert data == (
+        b'{"columns":["advertiserId","campaignId","clicks","displays","cost"],"data":[],"rows":0}'
+    )
+    assert result.rows == 0
+
+
+def test_write_export_skips_empty_batches_between_rows() -> None:
+    columns = ["advertiserId", "clicks"]
+    empty = _batch(columns, [])
+    batches = [empty, _batch(columns, [(1, 2)]), empty, empty, _batch(columns, [(3, 4)]), empty]
+    data, result = _write(batches, columns, FileFormat.JSON)
+    assert data == b'{"columns":["advertiserId","clicks"],"data":[[1,2],[3,4]],"rows":2}'
+    assert result.rows == 2
+    data, _ = _write(batches, columns, FileFormat.CSV)
+    assert data == b'"advertiserId","clicks"\n1,2\n3,4\n'
+
+
+# -- strings -------------------------------------------------------------------------
+
+AWKWARD_IDS = [
+    "plain-SKU-1",
+    "comma,inside",
+    'quote"inside""twice',
+    "new\nline\r\nand\rreturn",
+    "back\\slash\\\\",
+    "tab\there\x00nul\x01\x08\x0c\x1f",
+    "ünïcödé €  😀 \u2028\u2029",
+    "",
+    " leading and trailing ",
+    '"',
+    "\\",
+    "'single'",
+]
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["utf8", "large_utf8"])
+def test_write_export_csv_strings_read_back_equal(large: bool) -> None:
+    columns = ["advertiserId", "productId", "clicks"]
+    rows = [(7, product, i) for i, product in enumerate(AWKWARD_IDS)]
+    data, result = _write([_batch(columns, rows, large_strings=large)], columns, FileFormat.CSV)
+    assert result.rows == len(rows)
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert parsed[0] == columns
+    assert [row[1] for row in parsed[1:]] == AWKWARD_IDS
+    # strings are quoted even when nothing in them needs it
+    assert b'7,"plain-SKU-1",0\n' in data
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["utf8", "large_utf8"])
+def test_write_export_json_strings_parse_back_equal(large: bool) -> None:
+    columns = ["advertiserId", "productId", "clicks"]
+    rows = [(7, product, i) for i, product in enumerate(AWKWARD_IDS)]
+    data, _ = _write([_batch(columns, rows, large_strings=large)], columns, FileFormat.JSON)
+    assert json.loads(data)["data"] == [list(row) for row in rows]
+    # the same escapes as json.dumps; non-ASCII stays UTF-8
+    for product in AWKWARD_IDS:
+        assert json.dumps(product, ensure_ascii=False).encode() in data
+
+
+def test_write_export_escapes_only_the_rows_that_need_it() -> None:
+    # control characters in one row of many, inside a sliced batch (non-zero offset)
+    columns = ["productId"]
+    products = [f"p{i}" for i in range(50)]
+    products[17] = "a\x02b"
+    products[33] = 'q"\\'
+    batch = _batch(columns, [(p,) for p in ["skip", *products]]).slice(1)
+    data, _ = _write([batch], columns, FileFormat.JSON)
+    assert json.loads(data)["data"] == [[p] for p in products]
+    assert b'["a\\u0002b"]' in data
+
+
+def test_write_export_decodes_dictionary_columns() -> None:
+    products = pa.array(["x", "y,z", "x"]).dictionary_encode()
+    batch = pa.RecordBatch.from_arrays(
+        [products, pa.array([1, 2, 3])], names=["productId", "clicks"]
+    )
+    csv_data, _ = _write([batch], ["productId", "clicks"], FileFormat.CSV)
+    assert csv_data == b'"productId","clicks"\n"x",1\n"y,z",2\n"x",3\n'
+    json_data, _ = _write([batch], ["productId", "clicks"], FileFormat.JSON)
+    assert json.loads(json_data)["data"] == [["x", 1], ["y,z", 2], ["x", 3]]
+
+
+def test_write_export_nulls_are_empty_in_csv_and_null_in_json() -> None:
+    columns = ["productId", "hour", "clicks", "cost"]
+    rows = [(None, None, None, None), ("p", _utc(2026, 1, 1), 1, 0.5)]
+    csv_data, _ = _write([_batch(columns, rows)], columns, FileFormat.CSV)
+    assert csv_data.splitlines()[1:] == [b",,,", b'"p","2026-01-01T00:00:00+00:00",1,0.5']
+    json_data, _ = _write([_batch(columns, rows)], columns, FileFormat.JSON)
+    assert json.loads(json_data)["data"] == [
+        [None, None, None, None],
+        ["p", "2026-01-01T00:00:00+00:00", 1, 0.5],
+    ]
+
+
+# -- projection and errors -----------------------------------------------------------
+
+
+def test_write_export_selects_columns_by_name() -> None:
+    batch = _batch(["clicks", "advertiserId", "cost"], [(5, 321, 1.5)])
+    data, _ = _write([batch], ["advertiserId", "clicks"], FileFormat.CSV)
+    assert data == b'"advertiserId","clicks"\n321,5\n'
+
+
+@pytest.mark.parametrize("file_format", list(FileFormat))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_write_export_rejects_non_finite_cost(file_format: FileFormat, bad: float) -> None:
+    batch = _batch(["cost"], [(1.0,), (bad,)])
+    with pytest.raises(ValueError, match="non-finite"):
+        _write([batch], ["cost"], file_format)
+
+
+def test_write_export_rejects_unknown_timezone() -> None:
+    with pytest.raises(zoneinfo.ZoneInfoNotFoundError):
+        _write([], ["clicks"], FileFormat.CSV, timezone="Mars/Olympus_Mons")
+
+
+# -- time buckets --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timezone", "instant", "text"),
+    [
+        ("UTC", _utc(2026, 3, 29, 1), "2026-03-29T01:00:00+00:00"),
+        ("Asia/Kolkata", _utc(2026, 3, 29, 1), "2026-03-29T06:30:00+05:30"),
+        ("Asia/Kolkata", _utc(2026, 3, 28, 18, 30), "2026-03-29T00:00:00+05:30"),
+        ("Asia/Kathmandu", _utc(2026, 3, 29, 1), "2026-03-29T06:45:00+05:45"),
+        ("Asia/Kathmandu", _utc(2026, 3, 28, 18, 15), "2026-03-29T00:00:00+05:45"),
+        ("America/St_Johns", _utc(2026, 1, 15, 12), "2026-01-15T08:30:00-03:30"),
+        ("America/St_Johns", _utc(2026, 3, 29, 1), "2026-03-28T22:30:00-02:30"),
+        # Paris spring-forward: 02:00 local does not exist
+        ("Europe/Paris", _utc(2026, 3, 29, 0), "2026-03-29T01:00:00+01:00"),
+        ("Europe/Paris", _utc(2026, 3, 29, 1), "2026-03-29T03:00:00+02:00"),
+        ("Europe/Paris", _utc(2026, 3, 28, 23), "2026-03-29T00:00:00+01:00"),
+        # Paris fall-back: 02:00 local happens twice
+        ("Europe/Paris", _utc(2026, 10, 25, 0), "2026-10-25T02:00:00+02:00"),
+        ("Europe/Paris", _utc(2026, 10, 25, 1), "2026-10-25T02:00:00+01:00"),
+        ("Europe/Paris", _utc(2026, 10, 25, 2), "2026-10-25T03:00:00+01:00"),
+    ],
+)
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_write_export_formats_time_buckets_in_zone(
+    timezone: str, instant: datetime, text: str, file_format: FileFormat
+) -> None:
+    batch = _batch(["hour", "clicks"], [(instant, 1)])
+    data, _ = _write([batch], ["hour", "clicks"], file_format, timezone)
+    if file_format is FileFormat.CSV:
+        assert data == f'"hour","clicks"\n"{text}",1\n'.encode()
+    else:
+        assert data == f'{{"columns":["hour","clicks"],"data":[["{text}",1]],"rows":1}}'.encode()
+
+
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_write_export_fall_back_hour_gives_two_buckets(file_format: FileFormat) -> None:
+    columns = ["advertiserId", "hour", "clicks"]
+    hours = [_utc(2026, 10, 24, 23) + timedelta(hours=h) for h in range(4)]
+    rows = [(1, hour, i) for i, hour in enumerate(hours)]
+    data, _ = _write([_batch(columns, rows)], columns, file_format, "Europe/Paris")
+    if file_format is FileFormat.CSV:
+        texts = [line[1] for line in csv.reader(io.StringIO(data.decode(), newline=""))][1:]
+    else:
+        texts = [row[1] for row in json.loads(data)["data"]]
+    assert texts == [
+        "2026-10-25T01:00:00+02:00",
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:00:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+    ]
+
+
+def test_write_export_formats_every_time_column_and_repeats() -> None:
+    # many rows sharing few distinct instants, in several time columns at once
+    columns = ["day", "minute", "clicks"]
+    instants = [_utc(2026, 3, 29, 0, 59), _utc(2026, 3, 29, 1, 0)]
+    rows = [(instants[0], instants[i % 2], i) for i in range(1_000)]
+    data, _ = _write([_batch(columns, rows)], columns, FileFormat.JSON, "Europe/Paris")
+    parsed = json.loads(data)["data"]
+    assert parsed[0] == ["2026-03-29T01:59:00+01:00", "2026-03-29T01:59:00+01:00", 0]
+    assert parsed[1] == ["2026-03-29T01:59:00+01:00", "2026-03-29T03:00:00+02:00", 1]
+    assert [row[1] for row in parsed] == [
+        "2026-03-29T01:59:00+01:00" if i % 2 == 0 else "2026-03-29T03:00:00+02:00"
+        for i in range(1_000)
+    ]
+
+
+# -- property test against the plain-Python reference --------------------------------
+
+ZONES = [
+    "UTC",
+    "Europe/Paris",
+    "America/St_Johns",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "America/Los_Angeles",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+]
+INSTANTS = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+).map(lambda value: value.replace(microsecond=0))
+FLOATS = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False).map(abs) | st.sampled_from(
+    [0.0, 5.0, 1e-7, 0.1, 0.30000000000000004, 992.21671380425, 1e15, 1.2e9, 1e10, 1e-6]
+)
+
+
+def _value_strategy(name: str) -> st.SearchStrategy[Any]:
+    if name == "productId":
+        return st.text(max_size=12) | st.sampled_from(AWKWARD_IDS)
+    if name in TIME_COLUMNS:
+        return INSTANTS
+    if name == "cost":
+        return FLOATS
+    return st.integers(min_value=0, max_value=2**63 - 1)
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> tuple[list[str], list[tuple[Any, ...]], list[int], str, bool]:
+    order = draw(st.permutations(ALL_COLUMNS))
+    columns = list(order[: draw(st.integers(min_value=1, max_value=len(ALL_COLUMNS)))])
+    row = st.tuples(*(_value_strategy(name) for name in columns))
+    rows = draw(st.lists(row, max_size=25))
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(rows)), max_size=5)))
+    return columns, rows, cuts, draw(st.sampled_from(ZONES)), draw(st.booleans())
+
+
+def _split(batch: pa.RecordBatch, cuts: list[int]) -> Iterator[pa.RecordBatch]:
+    # slices of one batch: arrays with non-zero offsets, possibly empty
+    bounds = [0, *cuts, batch.num_rows]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        yield batch.slice(start, end - start)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_tables())
+def test_write_export_matches_plain_python_reference(
+    table: tuple[list[str], list[tuple[Any, ...]], list[int], str, bool],
+) -> None:
+    columns, rows, cuts, timezone, large = table
+    batch = _batch(columns, rows, large_strings=large)
+    expected_csv, expected_json = _reference(columns, rows, timezone)
+
+    csv_data, csv_result = _write(_split(batch, cuts), columns, FileFormat.CSV, timezone)
+    json_data, json_result = _write(_split(batch, cuts), columns, FileFormat.JSON, timezone)
+
+    assert csv_data == expected_csv
+    assert json_data == expected_json
+    assert csv_result == WriteResult(rows=len(rows), bytes=len(expected_csv))
+    assert json_result == WriteResult(rows=len(rows), bytes=len(expected_json))
+    # and both parse back to the input values
+    parsed_json = json.loads(json_data)
+    assert parsed_json["rows"] == len(rows)
+    expected_values = [
+        [
+            _iso(v, timezone) if name in TIME_COLUMNS else v
+            for name, v in zip(columns, row, strict=True)
+        ]
+        for row in rows
+    ]
+    assert parsed_json["data"] == expected_values
+    parsed_csv = list(csv.reader(io.StringIO(csv_data.decode(), newline="")))
+    assert parsed_csv[0] == columns
+    assert [
+        [float(cell) if name == "cost" else cell for name, cell in zip(columns, line, strict=True)]
+        for line in parsed_csv[1:]
+    ] == [
+        [v if name == "cost" else str(v) for name, v in zip(columns, values, strict=True)]
+        for values in expected_values
+    ]
+
+
+# -- streaming -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_write_export_streams_generator_batches(file_format: FileFormat) -> None:
+    columns = ["advertiserId", "clicks", "cost"]
+    template = pa.RecordBatch.from_arrays(
+        [
+            pa.array(range(1_000), pa.int64()),
+            pa.array(range(1_000), pa.int64()),
+            pa.array([0.5] * 1_000),
+        ],
+        names=columns,
+    )
+    sink = io.BytesIO()
+    written_before: list[int] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for _ in range(1_000):
+            # what has reached the sink when the next batch is asked for
+            written_before.append(sink.tell())
+            yield template
+
+    result = write_export(
+        batches(), columns=columns, file_format=file_format, timezone="UTC", sink=sink
+    )
+    assert result.rows == 1_000_000
+    assert result.bytes == len(sink.getvalue())
+    # each batch was written out before the next one was produced
+    assert all(a < b for a, b in zip(written_before, written_before[1:], strict=False))
+    if file_format is FileFormat.JSON:
+        assert json.loads(sink.getvalue())["rows"] == 1_000_000
+    else:
+        assert sink.getvalue().count(b"\n") == 1_000_001
+
+
+@pytest.mark.parametrize(
+    "kind", [pa.timestamp("s", tz="UTC"), pa.timestamp("ns", tz="UTC"), pa.timestamp("ms")]
+)
+def test_write_export_formats_other_timestamp_units(kind: pa.DataType) -> None:
+    # any unit works; a timestamp without a zone is taken as UTC
+    hours = pa.array([_utc(2026, 10, 25, 1).replace(tzinfo=None)], kind)
+    batch = pa.RecordBatch.from_arrays([hours], names=["hour"])
+    data, _ = _write([batch], ["hour"], FileFormat.CSV, "Europe/Paris")
+    assert data == b'"hour"\n"2026-10-25T02:00:00+01:00"\n'
