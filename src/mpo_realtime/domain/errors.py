@@ -48,6 +48,7 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method-not-allowed"
     AUTHENTICATION_FAILED = "authentication-failed"
     INVALID_CLIENT = "invalid-client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported-grant-type"
     INSUFFICIENT_ROLE = "insufficient-role"
     INVALID_EVENTS = "invalid-events"
     PAYLOAD_TOO_LARGE = "payload-too-large"
@@ -86,6 +87,7 @@ CODE_INFO: dict[ErrorCode, tuple[ErrorType, str]] = {
     ErrorCode.METHOD_NOT_ALLOWED: (ErrorType.VALIDATION, "Method not allowed"),
     ErrorCode.AUTHENTICATION_FAILED: (ErrorType.AUTHENTICATION, "Authentication failed"),
     ErrorCode.INVALID_CLIENT: (ErrorType.AUTHENTICATION, "Invalid client credentials"),
+    ErrorCode.UNSUPPORTED_GRANT_TYPE: (ErrorType.VALIDATION, "Unsupported grant type"),
     ErrorCode.INSUFFICIENT_ROLE: (ErrorType.AUTHORIZATION, "Insufficient role"),
     ErrorCode.INVALID_EVENTS: (ErrorType.VALIDATION, "Invalid events"),
     ErrorCode.PAYLOAD_TOO_LARGE: (ErrorType.VALIDATION, "Payload too large"),
@@ -137,8 +139,10 @@ class ProblemError(MpoError):
         super().__init__("; ".join(f"{p.code}: {p.detail}" for p in self.problems))
 
     @classmethod
-    def single(cls, code: ErrorCode, detail: str, pointer: str | None = None) -> ProblemError:
-        return cls([Problem(code, detail, pointer)])
+    def single(
+        cls, code: ErrorCode, detail: str, pointer: str | None = None, *, conflict: bool = False
+    ) -> ProblemError:
+        return cls([Problem(code, detail, pointer, conflict=conflict)])
 
     @property
     def codes(self) -> set[ErrorCode]:

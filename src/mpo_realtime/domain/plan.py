@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mpo_realtime.domain.report import Dimension, Metric, ReportSpec
 
@@ -51,6 +52,33 @@ class QueryPlan:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(d.value for d in self.dimensions) + tuple(m.value for m in self.metrics)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "advertiserIds": list(self.advertiser_ids),
+            "campaignIds": list(self.campaign_ids),
+            "sellerIds": list(self.seller_ids),
+            "partnerIds": list(self.partner_ids),
+            "dimensions": [d.value for d in self.dimensions],
+            "metrics": [m.value for m in self.metrics],
+            "timezone": self.timezone,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueryPlan:
+        return cls(
+            start=datetime.fromisoformat(data["start"]),
+            end=datetime.fromisoformat(data["end"]),
+            advertiser_ids=tuple(data["advertiserIds"]),
+            campaign_ids=tuple(data["campaignIds"]),
+            seller_ids=tuple(data["sellerIds"]),
+            partner_ids=tuple(data["partnerIds"]),
+            dimensions=tuple(Dimension(d) for d in data["dimensions"]),
+            metrics=tuple(Metric(m) for m in data["metrics"]),
+            timezone=data["timezone"],
+        )
 
 
 def plan_for(spec: ReportSpec) -> QueryPlan:

@@ -1,0 +1,97 @@
+"""The HTTP application: ``create_app(settings)`` is the only way to build it."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mpo_realtime import __version__
+from mpo_realtime.api.errors import install_error_handlers
+from mpo_realtime.api.routes import health, ingest, oauth, reports
+from mpo_realtime.services import Services
+from mpo_realtime.settings import Settings
+
+__all__ = ["create_app"]
+
+
+class TraceIdMiddleware:
+    """Give every request a trace id (``X-Trace-Id`` in, or a new one) and echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-trace-id", b"").decode("latin-1")
+        trace = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
+        scope.setdefault("state", {})["trace_id"] = trace
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-trace-id", trace.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
+
+
+BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    background: bool = True,
+    tasks: Sequence[BackgroundTask] = (),
+) -> FastAPI:
+    """Build the app. Without ``services`` it opens (and closes) its own in its lifespan.
+
+    ``background`` starts export runners and the sweeper; ``tasks`` are extra coroutines
+    (demo traffic) run for the app's lifetime.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        active = Services.open(settings) if own else services
+        assert active is not None
+        app.state.services = active
+        if background:
+            active.start_background()
+        for task in tasks:
+            active.spawn(task(active))
+        try:
+            yield
+        finally:
+            await active.stop_background()
+            if own:
+                active.close()
+
+    app = FastAPI(
+        title="mpo-realtime",
+        version=__version__,
+        description=(
+            "MPO Real-Time Asynchronous API: create an export job, poll it, download the "
+            "file. Send `X-MPO-Envelope: jsonapi` to receive the JSON:API-style envelope "
+            "that generated clients expect."
+        ),
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    app.include_router(oauth.router)
+    app.include_router(reports.router)
+    app.include_router(ingest.router)
+    app.include_router(health.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(TraceIdMiddleware)
+    return app

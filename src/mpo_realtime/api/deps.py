@@ -1,0 +1,74 @@
+"""Request dependencies: services, the authenticated client, roles, API versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from mpo_realtime.domain.errors import AuthenticationError, ErrorCode, ProblemError
+from mpo_realtime.domain.jobs import Client, Role
+from mpo_realtime.services import Services
+
+__all__ = [
+    "CurrentClient",
+    "IngestClient",
+    "ReportClient",
+    "ServicesDep",
+    "Version",
+]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def current_client(request: Request, services: ServicesDep) -> Client:
+    """The client of the bearer token; every auth failure is one 401."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationError("missing Authorization header: send 'Bearer <access_token>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("malformed Authorization header: expected 'Bearer <token>'")
+    return services.clients.authenticate_token(token.strip(), now=datetime.now(UTC))
+
+
+CurrentClient = Annotated[Client, Depends(current_client)]
+
+
+def _requiring(role: Role) -> object:
+    def check(client: CurrentClient) -> Client:
+        if role not in client.roles:
+            raise ProblemError.single(
+                ErrorCode.INSUFFICIENT_ROLE, f"this client lacks the '{role.value}' role"
+            )
+        return client
+
+    return Depends(check)
+
+
+ReportClient = Annotated[Client, _requiring(Role.REPORT)]
+IngestClient = Annotated[Client, _requiring(Role.INGEST)]
+
+
+def api_version(
+    request: Request,
+    services: ServicesDep,
+    version: Annotated[str, Path(description="'preview' or a dated version such as 2026-10")],
+) -> str:
+    if version not in services.settings.api_versions:
+        known = ", ".join(services.settings.api_versions)
+        raise ProblemError.single(
+            ErrorCode.VERSION_NOT_FOUND,
+            f"API version '{version[:32]}' is unknown; use one of {known}",
+        )
+    return version
+
+
+Version = Annotated[str, Depends(api_version)]

@@ -1,0 +1,77 @@
+"""Event ingestion: ``POST /ingest/v1/events``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+
+from mpo_realtime.api.deps import IngestClient, ServicesDep
+from mpo_realtime.api.schemas import IngestAnswer
+from mpo_realtime.domain.errors import ErrorCode, ProblemError
+from mpo_realtime.store.base import IdempotencyConflict
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["ingest"])
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refusing (before reading it all) anything over ``limit`` bytes."""
+    too_large = ProblemError.single(
+        ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes; send smaller batches"
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/ingest/v1/events",
+    response_model=IngestAnswer,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def ingest_events(
+    request: Request,
+    client: IngestClient,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> IngestAnswer:
+    """Store a batch of events, all or nothing; visible to reports once answered."""
+    body = await _read_capped(request, services.settings.ingest_max_body_bytes)
+    now_ms = int(time.time() * 1000)
+    prepared = await run_in_threadpool(
+        services.ingestor.prepare,
+        body,
+        now_ms=now_ms,
+        client_id=client.client_id,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        receipt = await services.ingestor.store_async(prepared)
+    except IdempotencyConflict:
+        raise ProblemError.single(
+            ErrorCode.INVALID_EVENTS,
+            "this Idempotency-Key was used before with a different body",
+            "/headers/Idempotency-Key",
+            conflict=True,
+        ) from None
+    return IngestAnswer(accepted=receipt.events, duplicate=receipt.duplicate)

@@ -1,0 +1,148 @@
+"""The three endpoints of the MPO Real-Time Asynchronous API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response
+
+from mpo_realtime.api.deps import ReportClient, ServicesDep, Version
+from mpo_realtime.api.errors import problem_json, trace_id_of
+from mpo_realtime.api.schemas import (
+    REPORT_REQUEST_SCHEMA,
+    ExportStatus,
+    ExportStatusEnvelope,
+)
+from mpo_realtime.domain.errors import Problem
+from mpo_realtime.domain.jobs import Job, JobStatus
+
+__all__ = ["BASE", "router"]
+
+BASE = "/{version}/marketing-solutions/marketplace-performance-outcomes/stats"
+#: the documented switch to the JSON:API-style envelope that generated clients expect
+ENVELOPE_HEADER = "X-MPO-Envelope"
+
+router = APIRouter(prefix=BASE, tags=["reports"])
+
+EnvelopeHeader = Annotated[
+    str | None,
+    Header(
+        alias=ENVELOPE_HEADER,
+        description="'jsonapi' wraps answers as {data: {type, attributes}, warnings, errors}",
+    ),
+]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text}
+    for code, text in {
+        400: "Invalid request",
+        401: "Missing or bad token",
+        403: "Out of scope or not found",
+        409: "Conflicting parameters or export not ready",
+        410: "Export expired",
+        429: "Throttled",
+    }.items()
+}
+
+
+def _message(job: Job) -> str | None:
+    if job.status is JobStatus.EXPIRED:
+        return "the export has expired and its file was deleted"
+    return job.message
+
+
+def _status_response(
+    job: Job,
+    request: Request,
+    *,
+    envelope: str | None,
+    warnings: tuple[Problem, ...] = (),
+    retry_after: int | None = None,
+) -> Response:
+    attributes = {"exportId": job.id, "status": job.status.value, "message": _message(job)}
+    trace = trace_id_of(request)
+    body: dict[str, Any]
+    if (envelope or "").lower() == "jsonapi":
+        body = {
+            "data": {"type": "RealTimeProductReportJobStatus", "attributes": attributes},
+            "warnings": [problem_json(w, trace) for w in warnings],
+            "errors": [],
+        }
+    else:
+        body = attributes
+    headers = {}
+    if retry_after is not None and job.status is JobStatus.PENDING:
+        headers["Retry-After"] = str(retry_after)
+    if warnings and body is attributes:
+        headers["Warning"] = "; ".join(f'299 mpo "{w.detail}"' for w in warnings)[:2000]
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/realtime-reports/export",
+    response_model=ExportStatus | ExportStatusEnvelope,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": REPORT_REQUEST_SCHEMA},
+    operation_id="create_realtime_product_report",
+)
+async def create_export(
+    request: Request,
+    version: Version,
+    client: ReportClient,
+    services: ServicesDep,
+    envelope: EnvelopeHeader = None,
+) -> Response:
+    """Create an export job; identical recent requests return the existing export."""
+    body = await request.body()
+    created = await run_in_threadpool(services.exports.create, client, body)
+    return _status_response(created.job, request, envelope=envelope, warnings=created.warnings)
+
+
+@router.get(
+    "/report-jobs/{reportId}",
+    response_model=ExportStatus | ExportStatusEnvelope,
+    responses=_ERRORS,
+    operation_id="get_marketplace_performance_outcomes_export_status",
+)
+async def export_status(
+    request: Request,
+    version: Version,
+    client: ReportClient,
+    services: ServicesDep,
+    reportId: str,  # noqa: N803 - the source's name
+    envelope: EnvelopeHeader = None,
+) -> Response:
+    """Poll an export: Pending, Done, Failure or Expired."""
+    job = await run_in_threadpool(services.exports.status, client, reportId)
+    retry = services.settings.poll_retry_after_seconds
+    return _status_response(job, request, envelope=envelope, retry_after=retry)
+
+
+@router.get(
+    "/realtime-reports/{reportId}",
+    responses={
+        200: {
+            "description": "The export file",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+        **_ERRORS,
+    },
+    response_class=Response,
+    operation_id="get_realtime_product",
+)
+async def download_export(
+    version: Version,
+    client: ReportClient,
+    services: ServicesDep,
+    reportId: str,  # noqa: N803 - the source's name
+) -> Response:
+    """Download a Done export's file (gzip-encoded when the client accepts it)."""
+    download = await run_in_threadpool(services.exports.download, client, reportId)
+    return FileResponse(
+        download.path,
+        media_type=download.content_type,
+        filename=download.filename,
+        content_disposition_type="attachment",
+    )

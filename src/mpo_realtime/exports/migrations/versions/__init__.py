@@ -1,0 +1,3 @@
+"""Alembic revisions of the job store schema, oldest first."""
+
+from __future__ import annotations

@@ -1,0 +1,171 @@
+"""Job runners: claim Pending jobs, stream their query into a file, mark them Done.
+
+In the embedded deployment runners are asyncio tasks of the server; ``mpo worker``
+runs the same :class:`JobRunner` in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from mpo_realtime.domain.jobs import Job
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import FileFormat
+from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.exports.service import file_name_for
+from mpo_realtime.exports.writers import write_export
+from mpo_realtime.store.base import EventStore
+
+__all__ = ["JobRunner", "LeaseLost", "runner_id"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseLost(Exception):
+    """Another runner took the job over: stop without finishing it."""
+
+
+class JobRunner:
+    """Runs export jobs; safe to run many of them against one job store."""
+
+    def __init__(
+        self,
+        *,
+        jobs: SqlJobStore,
+        events: EventStore,
+        files: LocalFileStore,
+        export_ttl: timedelta = timedelta(hours=24),
+        lease: timedelta = timedelta(seconds=60),
+        owner: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        on_finished: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.events = events
+        self.files = files
+        self.export_ttl = export_ttl
+        self.lease = lease
+        self.owner = owner or runner_id()
+        self.clock = clock
+        self.on_finished = on_finished
+        self._wake = asyncio.Event()
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+
+    def run_one(self) -> Job | None:
+        """Claim and run the oldest Pending job; None when there is none."""
+        job = self.jobs.claim_next(owner=self.owner, now=self.clock(), lease=self.lease)
+        if job is None:
+            return None
+        self.execute(job)
+        return self.jobs.get_job(job.id)
+
+    def execute(self, job: Job) -> None:
+        started = time.perf_counter()
+        try:
+            plan = QueryPlan.from_json(job.spec["plan"])
+            name = file_name_for(job)
+            first_batch: list[float] = []
+            batches = self._renewing(job, self.events.aggregate(plan), first_batch)
+            with self.files.open_new(name) as sink:
+                result = write_export(
+                    batches,
+                    columns=plan.columns,
+                    file_format=FileFormat(job.file_format),
+                    timezone=plan.timezone,
+                    sink=sink,
+                )
+        except LeaseLost:
+            log.warning("job %s: lease lost, leaving it to its new owner", job.id)
+            return
+        except OSError as exc:
+            self._fail(job, f"could not write the export file: {exc.strerror or exc}")
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            self._fail(job, f"the export could not be produced: {exc}")
+            return
+        total = time.perf_counter() - started
+        query = (first_batch[0] - started) if first_batch else total
+        now = self.clock()
+        finished = self.jobs.finish_job(
+            job.id,
+            owner=self.owner,
+            now=now,
+            row_count=result.rows,
+            byte_size=result.bytes,
+            file_name=name,
+            expires_at=now + self.export_ttl,
+            query_seconds=query,
+            write_seconds=total - query,
+        )
+        if not finished:
+            log.warning("job %s finished after its lease moved on; result discarded", job.id)
+        elif self.on_finished is not None:
+            done = self.jobs.get_job(job.id)
+            if done is not None:
+                self.on_finished(done)
+
+    def _fail(self, job: Job, message: str) -> None:
+        self.jobs.fail_job(job.id, owner=self.owner, now=self.clock(), message=message)
+        failed = self.jobs.get_job(job.id)
+        if failed is not None and self.on_finished is not None:
+            self.on_finished(failed)
+
+    def _renewing(
+        self, job: Job, batches: Iterator[pa.RecordBatch], first: list[float]
+    ) -> Iterator[pa.RecordBatch]:
+        """Pass batches through, renewing the lease a few times per lease period."""
+        every = self.lease.total_seconds() / 3
+        last = time.monotonic()
+        for batch in batches:
+            if not first:
+                first.append(time.perf_counter())
+            if time.monotonic() - last >= every:
+                until = self.clock() + self.lease
+                if not self.jobs.renew_lease(job.id, owner=self.owner, until=until):
+                    raise LeaseLost(job.id)
+                last = time.monotonic()
+            yield batch
+
+    def wake(self) -> None:
+        """Tell idle runner tasks that a job was created; callable from any thread."""
+        if self._loop_ref is not None and not self._loop_ref.is_closed():
+            self._loop_ref.call_soon_threadsafe(self._wake.set)
+
+    async def serve(self, *, concurrency: int, poll_interval: float = 1.0) -> None:
+        """Run ``concurrency`` loops until cancelled."""
+        self._wake = asyncio.Event()
+        self._loop_ref = asyncio.get_running_loop()
+        await asyncio.gather(*(self._loop(poll_interval) for _ in range(concurrency)))
+
+    async def _loop(self, poll_interval: float) -> None:
+        while True:
+            try:
+                job = await asyncio.to_thread(self.run_one)
+            except Exception:
+                log.exception("runner loop error")
+                job = None
+            if job is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), poll_interval)
+                except TimeoutError:
+                    pass

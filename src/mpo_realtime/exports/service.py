@@ -1,0 +1,187 @@
+"""The export use cases: create, status, download. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
+from mpo_realtime.domain.jobs import Client, Job, JobStatus
+from mpo_realtime.domain.plan import plan_for
+from mpo_realtime.domain.report import FileFormat, ReportSpec, parse_report_request
+from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.store.base import EventStore
+
+__all__ = ["CreatedExport", "Download", "ExportService", "file_name_for"]
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def file_name_for(job: Job) -> str:
+    return f"{job.id}.{job.file_format}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedExport:
+    job: Job
+    reused: bool
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    path: Path
+    content_type: str
+    filename: str
+    size: int
+
+
+class ExportService:
+    """Validates requests, enforces scope, reuses identical exports, reads job state."""
+
+    def __init__(
+        self,
+        *,
+        jobs: SqlJobStore,
+        events: EventStore,
+        files: LocalFileStore,
+        cache_window: timedelta = timedelta(seconds=60),
+        settle: timedelta = timedelta(minutes=10),
+        max_ids: int = 10_000,
+        clock: Clock = _utcnow,
+        on_created: Callable[[], None] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.events = events
+        self.files = files
+        self.cache_window = cache_window
+        self.settle = settle
+        self.max_ids = max_ids
+        self.clock = clock
+        self.on_created = on_created
+
+    def create(self, client: Client, body: bytes) -> CreatedExport:
+        now = self.clock()
+        spec = parse_report_request(body, now=now, max_ids=self.max_ids)
+        self._check_scope(client, spec)
+        cache_key = self._cache_key(client, spec)
+        reusable = self.jobs.find_reusable(cache_key, now=now)
+        if reusable is not None:
+            return CreatedExport(reusable, True, spec.warnings)
+        relative = spec.lookback_window is not None or spec.open_ended
+        settled = not relative and spec.end <= now - self.settle
+        job = Job(
+            id=str(uuid.uuid4()),
+            client_id=client.client_id,
+            advertiser_ids=spec.advertiser_ids,
+            cache_key=cache_key,
+            spec={"plan": plan_for(spec).to_json(), "request": spec.canonical_attributes()},
+            file_format=spec.file_format.value,
+            created_at=now,
+            reusable_until=None if settled else now + self.cache_window,
+        )
+        self.jobs.create_job(job)
+        if self.on_created is not None:
+            self.on_created()
+        return CreatedExport(job, False, spec.warnings)
+
+    def _check_scope(self, client: Client, spec: ReportSpec) -> None:
+        outside = [
+            Problem(
+                ErrorCode.INSUFFICIENT_PERMISSIONS,
+                f"advertiser {advertiser} is not in the scope of this client",
+                f"/data/attributes/advertiserIds/{index}",
+            )
+            for index, advertiser in enumerate(spec.advertiser_ids)
+            if not client.covers((advertiser,))
+        ]
+        if outside:
+            raise ProblemError(outside, list(spec.warnings))
+        filters = (
+            ("campaignIds", "campaign", spec.campaign_ids),
+            ("sellerIds", "seller", spec.seller_ids),
+            ("partnerIds", "partner", spec.partner_ids),
+        )
+        if not any(ids for _, _, ids in filters):
+            return
+        catalog = self.events.catalog(spec.advertiser_ids)
+        known = {
+            "campaignIds": catalog.campaign_ids,
+            "sellerIds": catalog.seller_ids,
+            "partnerIds": catalog.partner_ids,
+        }
+        problems = [
+            Problem(
+                ErrorCode.CAMPAIGN_NOT_IN_SCOPE,
+                f"none of the {noun}s in {name} belongs to the requested advertisers",
+                f"/data/attributes/{name}",
+            )
+            for name, noun, ids in filters
+            if ids and known[name].isdisjoint(ids)
+        ]
+        if problems:
+            raise ProblemError(problems, list(spec.warnings))
+
+    @staticmethod
+    def _cache_key(client: Client, spec: ReportSpec) -> str:
+        # Same canonical request from the same advertiser scope is the same export.
+        material = {"scope": list(client.advertiser_ids), **spec.canonical_attributes()}
+        if spec.lookback_window is None and not spec.open_ended:
+            material["endDate"] = spec.end.isoformat()
+        return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def status(self, client: Client, job_id: str) -> Job:
+        """The job as ``client`` may see it; an unseen or unknown job is export-not-found."""
+        job = self._visible(client, job_id)
+        if job.status is JobStatus.DONE and job.expires_at and job.expires_at <= self.clock():
+            return job.evolve(status=JobStatus.EXPIRED)
+        return job
+
+    def download(self, client: Client, job_id: str) -> Download:
+        job = self.status(client, job_id)
+        if job.status is JobStatus.PENDING:
+            raise ProblemError.single(
+                ErrorCode.EXPORT_NOT_READY, "the export is still Pending; poll report-jobs first"
+            )
+        if job.status is JobStatus.FAILURE:
+            raise ProblemError.single(
+                ErrorCode.EXPORT_FAILED, f"the export failed: {job.message or 'unknown error'}"
+            )
+        name = job.file_name or file_name_for(job)
+        path = self.files.path(name)
+        if job.status is JobStatus.EXPIRED or not path.is_file():
+            raise ProblemError.single(
+                ErrorCode.EXPORT_ALREADY_EXPIRED, "the export file has been permanently deleted"
+            )
+        file_format = FileFormat(job.file_format)
+        stamp = job.created_at.strftime("%Y%m%dT%H%M%SZ")
+        return Download(
+            path=path,
+            content_type=file_format.content_type,
+            filename=f"realtime-report-{stamp}-{job.id[:8]}.{file_format.value}",
+            size=path.stat().st_size,
+        )
+
+    def _visible(self, client: Client, job_id: str) -> Job:
+        not_found = ProblemError.single(
+            ErrorCode.EXPORT_NOT_FOUND, f"export {job_id[:64]} does not exist or is not visible"
+        )
+        try:
+            canonical = str(uuid.UUID(job_id))
+        except ValueError:
+            raise not_found from None
+        job = self.jobs.get_job(canonical)
+        if job is None or not client.covers(job.advertiser_ids):
+            raise not_found
+        return job

@@ -1,0 +1,133 @@
+"""The composition root: builds every part from :class:`Settings` and owns their lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mpo_realtime.domain.errors import StoreError
+from mpo_realtime.exports.clients import ClientService, TokenSigner
+from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.exports.runner import JobRunner
+from mpo_realtime.exports.service import ExportService
+from mpo_realtime.exports.sweeper import Sweeper
+from mpo_realtime.settings import Settings
+from mpo_realtime.store.base import EventStore
+from mpo_realtime.store.duckdb_store import DuckDBEventStore
+from mpo_realtime.store.ingest import Ingestor
+
+__all__ = ["Services", "open_event_store"]
+
+log = logging.getLogger(__name__)
+
+
+def open_event_store(settings: Settings) -> EventStore:
+    """The event store named by the URL: ``duckdb:///relative``, ``duckdb:////absolute``."""
+    url = settings.resolved_event_store_url
+    if not url.startswith("duckdb:///"):
+        raise StoreError(f"unsupported event store URL {url!r}: use duckdb:///path")
+    return DuckDBEventStore(
+        url.removeprefix("duckdb:///"), flush_interval=settings.flush_interval_seconds
+    )
+
+
+@dataclass
+class Services:
+    """Every long-lived part of one process."""
+
+    settings: Settings
+    events: EventStore
+    jobs: SqlJobStore
+    files: LocalFileStore
+    clients: ClientService
+    exports: ExportService
+    runner: JobRunner
+    sweeper: Sweeper
+    ingestor: Ingestor
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        jobs = SqlJobStore(settings.resolved_job_store_url)
+        jobs.migrate()
+        events = open_event_store(settings)
+        files = LocalFileStore(settings.resolved_export_dir)
+        files.clean_partials()
+        signer = TokenSigner(
+            key=settings.resolved_signing_key(),
+            ttl=timedelta(seconds=settings.token_ttl_seconds),
+        )
+        runner = JobRunner(
+            jobs=jobs,
+            events=events,
+            files=files,
+            export_ttl=timedelta(seconds=settings.export_ttl_seconds),
+            lease=timedelta(seconds=settings.lease_seconds),
+        )
+        exports = ExportService(
+            jobs=jobs,
+            events=events,
+            files=files,
+            cache_window=timedelta(seconds=settings.cache_window_seconds),
+            settle=timedelta(seconds=settings.settle_seconds),
+            max_ids=settings.max_ids_per_filter,
+            on_created=runner.wake,
+        )
+        return cls(
+            settings=settings,
+            events=events,
+            jobs=jobs,
+            files=files,
+            clients=ClientService(store=jobs, signer=signer),
+            exports=exports,
+            runner=runner,
+            sweeper=Sweeper(
+                jobs=jobs,
+                events=events,
+                files=files,
+                retention=timedelta(days=settings.retention_days),
+            ),
+            ingestor=Ingestor(
+                store=events,
+                max_events=settings.ingest_max_events,
+                retention_ms=settings.retention_days * 86_400_000,
+            ),
+        )
+
+    def start_background(self, *, runners: bool = True) -> None:
+        """Start runner and sweeper tasks on the running event loop."""
+        if runners and self.settings.runner_concurrency > 0:
+            coro = self.runner.serve(concurrency=self.settings.runner_concurrency)
+            self._tasks.append(asyncio.create_task(coro, name="runners"))
+        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="sweeper"))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` until :meth:`stop_background`."""
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.sweeper.sweep, datetime.now(UTC))
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+
+    async def stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def close(self) -> None:
+        self.events.close()
+        self.jobs.close()

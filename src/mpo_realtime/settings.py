@@ -1,0 +1,80 @@
+"""Service settings: built once, in ``mpo`` commands and ``create_app``, never at import.
+
+Every field can be set through an ``MPO_<NAME>`` environment variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of one mpo-realtime process."""
+
+    model_config = SettingsConfigDict(env_prefix="MPO_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Directory for local state.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8080, description="Port the HTTP server binds.")
+    event_store_url: str | None = Field(
+        None, description="Event store, e.g. duckdb:///var/events.duckdb (default in data_dir)."
+    )
+    job_store_url: str | None = Field(
+        None, description="Job and client store, sqlite:///... or postgresql+psycopg://..."
+    )
+    export_dir: Path | None = Field(None, description="Where export files live (data_dir/exports).")
+    signing_key: str | None = Field(
+        None, description="Access-token signing key (default: generated into data_dir)."
+    )
+    api_versions: list[str] = Field(
+        ["preview", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10"],
+        description="Accepted {version} path segments.",
+    )
+    token_ttl_seconds: int = Field(900, description="Lifetime of access tokens.")
+    export_ttl_seconds: int = Field(86_400, description="Time a Done export stays downloadable.")
+    cache_window_seconds: int = Field(
+        60, description="Reuse window of relative (lookbackWindow or open-ended) requests."
+    )
+    settle_seconds: int = Field(
+        600, description="Age after which data is settled: absolute reports are reused."
+    )
+    flush_interval_seconds: float = Field(0.1, description="Ingest micro-batch period (<= 0.25).")
+    ingest_max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest ingest body.")
+    ingest_max_events: int = Field(100_000, description="Most events in one ingest request.")
+    retention_days: int = Field(45, description="Roll-up rows older than this are purged.")
+    max_ids_per_filter: int = Field(10_000, description="Most IDs in one report filter.")
+    runner_concurrency: int = Field(2, description="Export jobs run at once by this process.")
+    lease_seconds: float = Field(60.0, description="Lease of a running job; renewed meanwhile.")
+    sweep_interval_seconds: float = Field(
+        30.0, description="Period of expiry and retention sweeps."
+    )
+    poll_retry_after_seconds: int = Field(5, description="Retry-After of a Pending poll.")
+
+    @property
+    def resolved_event_store_url(self) -> str:
+        return self.event_store_url or f"duckdb:///{self.data_dir / 'events.duckdb'}"
+
+    @property
+    def resolved_job_store_url(self) -> str:
+        return self.job_store_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
+
+    @property
+    def resolved_export_dir(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
+
+    def resolved_signing_key(self) -> str:
+        """The configured key, else one kept in ``data_dir/signing.key`` (made on first use)."""
+        if self.signing_key:
+            return self.signing_key
+        path = self.data_dir / "signing.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,60 @@
+"""Ingestion: parsed events to roll-up rows, handed to the event store's micro-batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mpo_realtime.domain.events import EventBatch, parse_events
+from mpo_realtime.store.base import ROLLUP_SCHEMA, EventStore, IngestReceipt, IngestRequest
+
+__all__ = ["Ingestor", "batch_to_table"]
+
+_MS_PER_MINUTE = 60_000
+
+
+def batch_to_table(batch: EventBatch) -> pa.Table:
+    """Columns of parsed events as roll-up rows (one per event, minute-truncated)."""
+    ms = np.asarray(batch.ts_ms, dtype=np.int64)
+    minutes = (ms // _MS_PER_MINUTE) * _MS_PER_MINUTE * 1000
+    columns = [
+        pa.array(minutes, type=pa.timestamp("us", tz="UTC")),
+        pa.array(batch.advertiser_id, type=pa.int64()),
+        pa.array(batch.partner_id, type=pa.int64()),
+        pa.array(batch.campaign_id, type=pa.int64()),
+        pa.array(batch.seller_id, type=pa.int64()),
+        pa.array(batch.product_id, type=pa.string()),
+        pa.array(batch.displays, type=pa.int64()),
+        pa.array(batch.clicks, type=pa.int64()),
+        pa.array(batch.cost, type=pa.float64()),
+        pa.array(batch.seller_name, type=pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=ROLLUP_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ingestor:
+    """Validates ingest bodies and stores them all-or-nothing."""
+
+    store: EventStore
+    max_events: int = 100_000
+    retention_ms: int = 45 * 86_400_000
+
+    def prepare(
+        self, body: bytes, *, now_ms: int, client_id: str, idempotency_key: str | None
+    ) -> IngestRequest:
+        """Parse and convert; raises ``EventBatchError`` for bad input (nothing stored)."""
+        batch = parse_events(
+            body, now_ms=now_ms, min_ms=now_ms - self.retention_ms, max_events=self.max_events
+        )
+        key = f"{client_id}:{idempotency_key}" if idempotency_key else None
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest() if key else None
+        return IngestRequest(batch_to_table(batch), len(batch), key, digest)
+
+    async def store_async(self, request: IngestRequest) -> IngestReceipt:
+        """Wait until the rows are durable and visible."""
+        return await asyncio.wrap_future(self.store.submit(request))
