@@ -257,7 +257,7 @@ def _check_dimensions(out: _Collector, dimensions: Sequence[Dimension]) -> None:
             conflict=True,
         )
     times = [d for d in dimensions if d.is_time]
-    if len(times) > 1:
+    if len(times) > 1 and len(exclusive) <= 1:
         names = ", ".join(d.value for d in times)
         out.error(
             ErrorCode.INVALID_DIMENSION_COMBINATION,
