@@ -172,9 +172,9 @@ def test_token_signer_missing_claim_is_refused(signer: TokenSigner) -> None:
         ("garbage", "malformed"),
         ("a.b.c", "malformed"),
         ("Bearer abc.def.ghi", "malformed"),
-        (f"{_b64({'alg': 'HS256'})}.{_b64({'sub': 1})}.sig", "malformed|signature"),
+        (f"{_b64({'alg': 'HS256'})}.{_b64({'sub': 1})}.sig", "signature"),
     ],
-    ids=["empty", "garbage", "three-dots", "bearer-prefix", "bad-signature-encoding"],
+    ids=["empty", "garbage", "three-dots", "bearer-prefix", "unsigned-garbage"],
 )
 def test_token_signer_garbage_is_refused(signer: TokenSigner, token: str, message: str) -> None:
     with pytest.raises(AuthenticationError, match=message) as info:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,17 +24,18 @@ LEASE = timedelta(seconds=60)
 PARIS = timezone(timedelta(hours=1))
 
 
-def _client(**overrides: object) -> Client:
-    values: dict[str, object] = {
-        "client_id": "c0ffee",
-        "name": "Acme reporting",
-        "secret_hash": "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
-        "advertiser_ids": (7, 101, 102),
-        "roles": frozenset({Role.REPORT}),
-        "created_at": NOW,
-    }
-    values.update(overrides)
-    return Client(**values)  # type: ignore[arg-type]
+BASE_CLIENT = Client(
+    client_id="c0ffee",
+    name="Acme reporting",
+    secret_hash="$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+    advertiser_ids=(7, 101, 102),
+    roles=frozenset({Role.REPORT}),
+    created_at=NOW,
+)
+
+
+def _client(**overrides: Any) -> Client:
+    return dataclasses.replace(BASE_CLIENT, **overrides)
 
 
 def _all_fields_job(job_factory: JobFactory) -> Job:

@@ -63,6 +63,7 @@ __all__ = ["CLIENTS", "JOBS", "METADATA", "SqlJobStore"]
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Key of the PostgreSQL advisory lock that serialises concurrent ``migrate()`` calls.
 _MIGRATION_LOCK_KEY = 0x6D706F5F6A6F6273  # "mpo_jobs"
+_CONNECT_TIMEOUT_SECONDS = 10
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -261,6 +262,9 @@ class SqlJobStore:
                     options["connect_args"] = {"check_same_thread": False}
             else:
                 options["pool_pre_ping"] = True
+                if "connect_timeout" not in parsed.query:
+                    # An unreachable server fails a ping or a request instead of hanging it.
+                    options["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
             self._engine: Engine = create_engine(parsed, **options)
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", _on_sqlite_connect)
