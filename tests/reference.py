@@ -103,7 +103,7 @@ def bucket_start(instant: datetime, dimension: Dimension, timezone: str) -> date
     if dimension is Dimension.DAY:
         return _local_midnight(day, zone)
     if dimension is Dimension.WEEK:
-        return _local_midnight(day - timedelta(days=day.weekday()), zone)
+        return _local_midnight(day - timedelta(days=(day.weekday() + 1) % 7), zone)
     if dimension is Dimension.MONTH:
         return _local_midnight(day.replace(day=1), zone)
     if dimension is Dimension.YEAR:
@@ -157,7 +157,7 @@ def expected_rows(events: Iterable[Event], plan: QueryPlan) -> list[Row]:
     rows: list[Row] = []
     for key, totals in sums.items():
         metrics = tuple(totals[index[m]] for m in plan.metrics)
-        if True:
+        if any(value != 0 for value in metrics):
             rows.append(key + metrics)
     width = len(plan.dimensions)
     # Only dimension columns decide the order; keys are unique, so no ties.
