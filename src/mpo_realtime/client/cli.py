@@ -29,7 +29,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="mpo-realtime: real-time marketplace ad reporting.", no_args_is_help=True)
 clients_app = typer.Typer(help="Manage API clients (credentials, scope, roles).")
 app.add_typer(clients_app, name="clients")
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 DataDir = Annotated[
