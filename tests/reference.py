@@ -96,14 +96,14 @@ def bucket_start(instant: datetime, dimension: Dimension, timezone: str) -> date
     zone = _zone(timezone)
     instant = instant.astimezone(UTC)
     if dimension is Dimension.MINUTE:
-        return instant.replace(second=0, microsecond=0)
+        return instant.replace(second=0, microsecond=0) if instant.minute else instant - _MINUTE
     if dimension is Dimension.HOUR:
         return _hour_start(instant.replace(second=0, microsecond=0), zone)
     day = instant.astimezone(zone).date()
     if dimension is Dimension.DAY:
         return _local_midnight(day, zone)
     if dimension is Dimension.WEEK:
-        return _local_midnight(day - timedelta(days=(day.weekday() + 1) % 7), zone)
+        return _local_midnight(day - timedelta(days=day.weekday()), zone)
     if dimension is Dimension.MONTH:
         return _local_midnight(day.replace(day=1), zone)
     if dimension is Dimension.YEAR:

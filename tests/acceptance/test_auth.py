@@ -1,0 +1,145 @@
+"""OAuth2 client credentials and every 401/403 path."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from mpo_realtime.domain.jobs import Role
+from mpo_realtime.exports.clients import TokenSigner
+from tests.acceptance.conftest import STATS, Api
+
+EXPORT = f"{STATS}/realtime-reports/export"
+BODY = {"data": {"attributes": {"advertiserIds": ["321"], "lookbackWindow": 60}}}
+
+
+def _token(api: Api, **form: str) -> object:
+    return api.http.post("/oauth2/token", data=form)
+
+
+def test_token_answers_like_criteo(api: Api) -> None:
+    client_id, secret = api.client()
+    answer = _token(api, grant_type="client_credentials", client_id=client_id, client_secret=secret)
+    assert answer.status_code == 200  # type: ignore[attr-defined]
+    body = answer.json()  # type: ignore[attr-defined]
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert (body["token_type"], body["expires_in"], body["refresh_token"]) == ("Bearer", 900, None)
+    created = api.http.post(
+        EXPORT, json=BODY, headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert created.status_code == 200
+
+
+def test_token_accepts_http_basic_credentials(api: Api) -> None:
+    client_id, secret = api.client()
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    answer = api.http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "code"),
+    [
+        ({"grant_type": "password"}, 400, "unsupported-grant-type"),
+        ({}, 400, "unsupported-grant-type"),
+        ({"grant_type": "client_credentials"}, 401, "authentication-failed"),
+        (
+            {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
+            401,
+            "authentication-failed",
+        ),
+    ],
+)
+def test_token_refuses_bad_requests(api: Api, form: dict[str, str], status: int, code: str) -> None:
+    answer = api.http.post("/oauth2/token", data=form)
+    assert answer.status_code == status
+    assert [e["code"] for e in answer.json()["errors"]] == [code]
+
+
+def test_token_wrong_secret_is_401(api: Api) -> None:
+    client_id, _ = api.client()
+    answer = _token(
+        api, grant_type="client_credentials", client_id=client_id, client_secret="wrong"
+    )
+    assert answer.status_code == 401  # type: ignore[attr-defined]
+
+
+def test_token_of_revoked_client_is_refused(api: Api) -> None:
+    client_id, secret = api.client()
+    api.services.clients.revoke(client_id, now=datetime.now(UTC))
+    answer = _token(api, grant_type="client_credentials", client_id=client_id, client_secret=secret)
+    assert answer.status_code == 401  # type: ignore[attr-defined]
+
+
+def _forged(key: str, client_id: str, *, expired: bool = False, algorithm: str = "HS256") -> str:
+    now = datetime.now(UTC) - (timedelta(hours=2) if expired else timedelta())
+    return TokenSigner(key=key).issue(client_id, now=now).access_token
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "Bearer not.a.jwt",
+        "Bearer " + jwt.encode({"sub": "x"}, key="", algorithm="none"),
+    ],
+)
+def test_reports_refuse_missing_or_malformed_tokens(api: Api, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    answer = api.http.post(EXPORT, json=BODY, headers=headers)
+    assert answer.status_code == 401
+    assert [e["code"] for e in answer.json()["errors"]] == ["authentication-failed"]
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_reports_refuse_token_signed_with_another_key(api: Api) -> None:
+    client_id, _ = api.client()
+    token = _forged("another-key-another-key-another-key!", client_id)
+    answer = api.http.post(EXPORT, json=BODY, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401
+
+
+def test_reports_refuse_expired_token(api: Api) -> None:
+    client_id, _ = api.client()
+    token = _forged(api.services.settings.resolved_signing_key(), client_id, expired=True)
+    answer = api.http.post(EXPORT, json=BODY, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 401
+    assert "expired" in answer.json()["errors"][0]["detail"]
+
+
+def test_reports_refuse_token_of_revoked_client(api: Api) -> None:
+    client_id, secret = api.client()
+    headers = {
+        "Authorization": "Bearer "
+        + _forged(api.services.settings.resolved_signing_key(), client_id)
+    }
+    assert api.http.post(EXPORT, json=BODY, headers=headers).status_code == 200
+    api.services.clients.revoke(client_id, now=datetime.now(UTC))
+    assert api.http.post(EXPORT, json=BODY, headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/report-jobs/45f7ec55-1008-4372-9144-1da37d8dccc2", "/realtime-reports/x"]
+)
+def test_poll_and_download_require_a_token(api: Api, path: str) -> None:
+    assert api.http.get(STATS + path).status_code == 401
+
+
+def test_ingest_requires_the_ingest_role(api: Api) -> None:
+    answer = api.http.post(
+        "/ingest/v1/events", content=b"[]", headers=api.token(roles=[Role.REPORT])
+    )
+    assert answer.status_code == 403
+    assert [e["code"] for e in answer.json()["errors"]] == ["insufficient-role"]
+    assert api.http.post("/ingest/v1/events", content=b"[]").status_code == 401
