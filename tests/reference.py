@@ -96,7 +96,7 @@ def bucket_start(instant: datetime, dimension: Dimension, timezone: str) -> date
     zone = _zone(timezone)
     instant = instant.astimezone(UTC)
     if dimension is Dimension.MINUTE:
-        return instant.replace(second=0, microsecond=0) if instant.minute else instant - _MINUTE
+        return instant.replace(second=0, microsecond=0)
     if dimension is Dimension.HOUR:
         return _hour_start(instant.replace(second=0, microsecond=0), zone)
     day = instant.astimezone(zone).date()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mpo_realtime.api.metrics import Metrics
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.exports.clients import ClientService, TokenSigner
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.exports.ratelimit import RateLimiter
 from mpo_realtime.exports.runner import JobRunner
 from mpo_realtime.exports.service import ExportService
 from mpo_realtime.exports.sweeper import Sweeper
@@ -27,13 +29,20 @@ __all__ = ["Services", "open_event_store"]
 log = logging.getLogger(__name__)
 
 
-def open_event_store(settings: Settings) -> EventStore:
-    """The event store named by the URL: ``duckdb:///relative``, ``duckdb:////absolute``."""
+def open_event_store(
+    settings: Settings, *, on_stored: Callable[[int, int], None] | None = None
+) -> EventStore:
+    """The event store named by the URL: ``duckdb:///relative``, ``duckdb:////absolute``.
+
+    ``on_stored(requests, events)`` is called after each committed ingest flush.
+    """
     url = settings.resolved_event_store_url
     if not url.startswith("duckdb:///"):
         raise StoreError(f"unsupported event store URL {url!r}: use duckdb:///path")
     return DuckDBEventStore(
-        url.removeprefix("duckdb:///"), flush_interval=settings.flush_interval_seconds
+        url.removeprefix("duckdb:///"),
+        flush_interval=settings.flush_interval_seconds,
+        on_stored=on_stored,
     )
 
 
@@ -50,14 +59,21 @@ class Services:
     runner: JobRunner
     sweeper: Sweeper
     ingestor: Ingestor
+    metrics: Metrics
+    limiter: RateLimiter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        limiter = RateLimiter(
+            settings.rate_limit_storage_url, namespace=settings.rate_limit_namespace
+        )
+        metrics = Metrics()
         jobs = SqlJobStore(settings.resolved_job_store_url)
         jobs.migrate()
-        events = open_event_store(settings)
+        events = open_event_store(settings, on_stored=metrics.ingested)
+        metrics.watch(jobs=jobs, events=events)
         files = LocalFileStore(settings.resolved_export_dir)
         files.clean_partials()
         signer = TokenSigner(
@@ -70,6 +86,7 @@ class Services:
             files=files,
             export_ttl=timedelta(seconds=settings.export_ttl_seconds),
             lease=timedelta(seconds=settings.lease_seconds),
+            on_finished=metrics.job_finished,
         )
         exports = ExportService(
             jobs=jobs,
@@ -79,6 +96,8 @@ class Services:
             settle=timedelta(seconds=settings.settle_seconds),
             max_ids=settings.max_ids_per_filter,
             on_created=runner.wake,
+            limiter=limiter,
+            exports_per_hour=settings.exports_per_hour,
         )
         return cls(
             settings=settings,
@@ -99,6 +118,8 @@ class Services:
                 max_events=settings.ingest_max_events,
                 retention_ms=settings.retention_days * 86_400_000,
             ),
+            metrics=metrics,
+            limiter=limiter,
         )
 
     def start_background(self, *, runners: bool = True) -> None:

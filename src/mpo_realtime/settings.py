@@ -55,6 +55,29 @@ class Settings(BaseSettings):
         30.0, description="Period of expiry and retention sweeps."
     )
     poll_retry_after_seconds: int = Field(5, description="Retry-After of a Pending poll.")
+    rate_limit_storage_url: str = Field(
+        "memory://", description="Rate-limit storage: memory:// or redis://host:port/db."
+    )
+    rate_limit_namespace: str = Field("mpo", description="Key prefix of rate limits in Redis.")
+    report_requests_per_minute: int = Field(
+        200, description="Report API calls per client per minute (client override wins)."
+    )
+    exports_per_hour: int = Field(
+        500, description="New exports per client per hour; cache hits are free."
+    )
+    ingest_requests_per_minute: int = Field(
+        6000, description="Ingest requests per client per minute."
+    )
+    token_requests_per_minute: int = Field(
+        20, description="Token requests per client_id per minute (slows secret guessing)."
+    )
+    token_requests_per_minute_per_address: int = Field(
+        60, description="Token requests per source address per minute."
+    )
+    report_max_body_bytes: int = Field(1024 * 1024, description="Largest create-export body.")
+    body_read_timeout_seconds: float = Field(
+        30.0, description="Time allowed to send a request body (slow clients get 408)."
+    )
 
     @property
     def resolved_event_store_url(self) -> str:

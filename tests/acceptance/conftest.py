@@ -28,17 +28,23 @@ class Api:
     services: Services
 
     def client(
-        self, advertisers: Sequence[int] = (321,), roles: Sequence[Role] = (Role.REPORT,)
+        self,
+        advertisers: Sequence[int] = (321,),
+        roles: Sequence[Role] = (Role.REPORT,),
+        **limits: int,
     ) -> tuple[str, str]:
         client, secret = self.services.clients.create(
-            "test", advertiser_ids=advertisers, roles=roles, now=datetime.now(UTC)
+            "test", advertiser_ids=advertisers, roles=roles, now=datetime.now(UTC), **limits
         )
         return client.client_id, secret
 
     def token(
-        self, advertisers: Sequence[int] = (321,), roles: Sequence[Role] = (Role.REPORT,)
+        self,
+        advertisers: Sequence[int] = (321,),
+        roles: Sequence[Role] = (Role.REPORT,),
+        **limits: int,
     ) -> dict[str, str]:
-        client_id, secret = self.client(advertisers, roles)
+        client_id, secret = self.client(advertisers, roles, **limits)
         answer = self.http.post(
             "/oauth2/token",
             data={

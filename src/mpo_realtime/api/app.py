@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime import __version__
 from mpo_realtime.api.errors import install_error_handlers
+from mpo_realtime.api.metrics import RequestMetricsMiddleware
+from mpo_realtime.api.metrics import router as metrics_router
 from mpo_realtime.api.routes import health, ingest, oauth, reports
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
@@ -21,7 +23,11 @@ __all__ = ["create_app"]
 
 
 class TraceIdMiddleware:
-    """Give every request a trace id (``X-Trace-Id`` in, or a new one) and echo it back."""
+    """Give every request a trace id (``X-Trace-Id`` in, or a new one) and echo it back.
+
+    It also adds the ``x-ratelimit-*`` headers of the budget the request spent, if any,
+    to every answer, errors included.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -36,7 +42,11 @@ class TraceIdMiddleware:
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-trace-id", trace.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-trace-id", trace.encode()))
+                decision = scope["state"].get("ratelimit")
+                if decision is not None:
+                    headers += [(k.encode(), v.encode()) for k, v in decision.headers().items()]
             await send(message)
 
         await self.app(scope, receive, send_with_trace)
@@ -92,6 +102,9 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(ingest.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # inside TraceIdMiddleware: the access log needs the trace id
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(TraceIdMiddleware)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 
 from mpo_realtime.domain.errors import AuthenticationError, ErrorCode, ProblemError
 from mpo_realtime.domain.jobs import Client, Role
+from mpo_realtime.exports.ratelimit import per_minute
 from mpo_realtime.services import Services
 
 __all__ = [
@@ -43,11 +44,25 @@ CurrentClient = Annotated[Client, Depends(current_client)]
 
 
 def _requiring(role: Role) -> object:
-    def check(client: CurrentClient) -> Client:
+    """The client, if it has ``role``, after spending one unit of that role's budget."""
+
+    def check(request: Request, client: CurrentClient, services: ServicesDep) -> Client:
         if role not in client.roles:
             raise ProblemError.single(
                 ErrorCode.INSUFFICIENT_ROLE, f"this client lacks the '{role.value}' role"
             )
+        settings = services.settings
+        if role is Role.REPORT:
+            amount = client.requests_per_minute or settings.report_requests_per_minute
+        else:
+            amount = settings.ingest_requests_per_minute
+        decision = services.limiter.check(
+            role.value,
+            client.client_id,
+            per_minute(amount),
+            f"over the {role.value} budget of {amount} requests per minute",
+        )
+        request.state.ratelimit = decision
         return client
 
     return Depends(check)

@@ -22,6 +22,7 @@ from mpo_realtime.domain.errors import (
     StoreError,
 )
 from mpo_realtime.domain.events import EventBatchError
+from mpo_realtime.exports.ratelimit import RateLimited
 
 __all__ = ["STATUS", "error_response", "install_error_handlers", "problem_json", "trace_id_of"]
 
@@ -143,6 +144,17 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = Problem(ErrorCode.SERVICE_UNAVAILABLE, "a backing store is unavailable; retry")
         return error_response([problem], trace_id_of(request), headers={"Retry-After": "5"})
 
+    async def on_rate_limited(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RateLimited)
+        decision = exc.decision
+        request.state.ratelimit = decision
+        detail = f"{exc}; retry in {decision.retry_after} s"
+        return error_response(
+            [Problem(ErrorCode.TOO_MANY_REQUESTS, detail)],
+            trace_id_of(request),
+            headers={"Retry-After": str(decision.retry_after)},
+        )
+
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: ErrorCode.ROUTE_NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
@@ -177,6 +189,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthenticationError, on_auth)
     app.add_exception_handler(EventBatchError, on_events)
     app.add_exception_handler(StoreError, on_store)
+    app.add_exception_handler(RateLimited, on_rate_limited)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(MpoError, on_unexpected)

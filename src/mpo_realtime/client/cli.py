@@ -75,10 +75,11 @@ def serve(
 
     from mpo_realtime import demo as demo_mod
     from mpo_realtime.api.app import BackgroundTask, create_app
+    from mpo_realtime.logs import configure_logging
     from mpo_realtime.services import Services
     from mpo_realtime.store.simulator import Simulator, World
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)
     settings = _settings(data_dir, host=host, port=port)
     services = Services.open(settings)
     tasks: list[BackgroundTask] = []
@@ -103,6 +104,9 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="info",
+            # JSON lines from configure_logging; the app writes its own access log
+            log_config=None,
+            access_log=False,
             timeout_keep_alive=5,
         )
     finally:

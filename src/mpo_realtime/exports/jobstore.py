@@ -24,6 +24,8 @@ from typing import Any
 
 import alembic.command
 import alembic.config
+import alembic.runtime.migration
+import alembic.script
 import alembic.util
 from sqlalchemy import (
     JSON,
@@ -286,6 +288,18 @@ class SqlJobStore:
                 alembic.command.upgrade(config, "head")
         except alembic.util.CommandError as exc:
             raise StoreError(f"job store could not migrate the schema: {exc}") from exc
+
+    def at_head(self) -> bool:
+        """Whether the schema is at the newest migration, the one :meth:`migrate` applies."""
+        config = alembic.config.Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            heads = set(alembic.script.ScriptDirectory.from_config(config).get_heads())
+        except alembic.util.CommandError as exc:
+            raise StoreError(f"job store could not read its migrations: {exc}") from exc
+        with self._begin("read the schema revision") as connection:
+            context = alembic.runtime.migration.MigrationContext.configure(connection)
+            return set(context.get_current_heads()) == heads
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""

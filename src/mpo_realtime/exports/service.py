@@ -17,6 +17,7 @@ from mpo_realtime.domain.plan import plan_for
 from mpo_realtime.domain.report import FileFormat, ReportSpec, parse_report_request
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.exports.ratelimit import RateLimiter, per_hour
 from mpo_realtime.store.base import EventStore
 
 __all__ = ["CreatedExport", "Download", "ExportService", "file_name_for"]
@@ -61,6 +62,8 @@ class ExportService:
         max_ids: int = 10_000,
         clock: Clock = _utcnow,
         on_created: Callable[[], None] | None = None,
+        limiter: RateLimiter | None = None,
+        exports_per_hour: int = 500,
     ) -> None:
         self.jobs = jobs
         self.events = events
@@ -70,6 +73,8 @@ class ExportService:
         self.max_ids = max_ids
         self.clock = clock
         self.on_created = on_created
+        self.limiter = limiter
+        self.exports_per_hour = exports_per_hour
 
     def create(self, client: Client, body: bytes) -> CreatedExport:
         now = self.clock()
@@ -79,6 +84,14 @@ class ExportService:
         reusable = self.jobs.find_reusable(cache_key, now=now)
         if reusable is not None:
             return CreatedExport(reusable, True, spec.warnings)
+        if self.limiter is not None:
+            quota = client.exports_per_hour or self.exports_per_hour
+            self.limiter.check(
+                "exports",
+                client.client_id,
+                per_hour(quota),
+                f"hourly quota of {quota} new exports reached (identical requests stay free)",
+            )
         relative = spec.lookback_window is not None or spec.open_ended
         settled = not relative and spec.end <= now - self.settle
         job = Job(

@@ -85,8 +85,11 @@ class DuckDBEventStore:
         max_buffer_rows: int = 500_000,
         maintenance_interval: float = 30.0,
         threads: int | None = None,
+        on_stored: Callable[[int, int], None] | None = None,
     ) -> None:
         self.path = str(path)
+        #: called by the writer thread after each commit with (requests, events) stored
+        self.on_stored = on_stored
         self.flush_interval = flush_interval
         self.max_buffer_rows = max_buffer_rows
         self.maintenance_interval = maintenance_interval
@@ -275,6 +278,12 @@ class DuckDBEventStore:
                     item.future.set_exception(exc)
             log.error("flush of %d requests failed: %s", len(accepted), exc)
             return
+        if self.on_stored is not None:
+            # before the answers, so an answered request is already counted
+            try:
+                self.on_stored(len(accepted), sum(item.request.events for item in accepted))
+            except Exception:
+                log.exception("on_stored hook failed")
         for item in accepted:
             item.future.set_result(IngestReceipt(item.request.events))
 

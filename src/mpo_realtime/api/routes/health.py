@@ -22,7 +22,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Both stores answer; 503 otherwise."""
+    """Both stores answer and the job store schema is migrated; 503 otherwise."""
 
     def check() -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -32,6 +32,11 @@ async def ready(services: ServicesDep) -> JSONResponse:
         except StoreError as exc:
             checks["eventStore"] = f"error: {exc}"
         checks["jobStore"] = "ok" if services.jobs.ping() else "error"
+        try:
+            at_head = services.jobs.at_head()
+            checks["migrations"] = "ok" if at_head else "error: schema is not at the newest revision"
+        except StoreError as exc:
+            checks["migrations"] = f"error: {exc}"
         return checks
 
     checks = await run_in_threadpool(check)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from mpo_realtime.api.deps import ServicesDep
 from mpo_realtime.domain.errors import AuthenticationError, ErrorCode, ProblemError
+from mpo_realtime.exports.ratelimit import per_minute
 
 __all__ = ["router"]
 
@@ -70,8 +71,16 @@ async def token(request: Request, services: ServicesDep) -> TokenAnswer:
         )
     basic = _basic_credentials(request.headers.get("authorization"))
     client_id, secret = basic or (form.get("client_id"), form.get("client_secret"))
+    settings, limiter = services.settings, services.limiter
+    address = request.client.host if request.client else "unknown"
+    amount = settings.token_requests_per_minute_per_address
+    limiter.check("token-address", address, per_minute(amount), "too many token requests")
     if not isinstance(client_id, str) or not isinstance(secret, str):
         raise AuthenticationError("client_id and client_secret are required")
+    amount = settings.token_requests_per_minute
+    request.state.ratelimit = limiter.check(
+        "token", client_id[:128], per_minute(amount), "too many token requests for this client"
+    )
     client = await run_in_threadpool(services.clients.authenticate_credentials, client_id, secret)
     issued = services.clients.issue_token(client, now=datetime.now(UTC))
     return TokenAnswer(access_token=issued.access_token, expires_in=issued.expires_in)

@@ -1,0 +1,71 @@
+"""Structured logs: one JSON object per line, for ``mpo serve`` and anything it runs.
+
+Every line has ``time`` (UTC, ISO 8601), ``level``, ``logger`` and ``message``; values
+passed with ``extra=`` (``traceId``, the access log's ``method``, ``route``, ``status``,
+``durationMs``...) become fields of their own, and a logged exception adds
+``exception`` with its traceback text.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+__all__ = ["JsonFormatter", "configure_logging"]
+
+#: attributes every LogRecord has; anything else on a record came in through ``extra=``
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    # uvicorn's coloured duplicate of the message
+    "color_message",
+}
+_BASE = ("time", "level", "logger", "message")
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one line of JSON (orjson); never raises on odd extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in _BASE and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exception"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        try:
+            line = orjson.dumps(payload, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # e.g. an integer beyond 64 bits: keep the line, with the odd values as text
+            line = orjson.dumps({k: v if k in _BASE else repr(v) for k, v in payload.items()})
+        return line.decode()
+
+
+def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+    """Send every logger (uvicorn's included) to ``stream`` as JSON lines.
+
+    Replaces the root logger's handlers; meant for the process entry point only.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own handlers would print plain text; let the root handler write them
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
