@@ -51,6 +51,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.INSUFFICIENT_ROLE: 403,
     ErrorCode.INVALID_EVENTS: 400,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.TOO_MANY_REQUESTS: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,

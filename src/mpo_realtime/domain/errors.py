@@ -52,6 +52,7 @@ class ErrorCode(enum.StrEnum):
     INSUFFICIENT_ROLE = "insufficient-role"
     INVALID_EVENTS = "invalid-events"
     PAYLOAD_TOO_LARGE = "payload-too-large"
+    REQUEST_TIMEOUT = "request-timeout"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
     TOO_MANY_REQUESTS = "too-many-requests"
     SERVICE_UNAVAILABLE = "service-unavailable"
@@ -91,6 +92,7 @@ CODE_INFO: dict[ErrorCode, tuple[ErrorType, str]] = {
     ErrorCode.INSUFFICIENT_ROLE: (ErrorType.AUTHORIZATION, "Insufficient role"),
     ErrorCode.INVALID_EVENTS: (ErrorType.VALIDATION, "Invalid events"),
     ErrorCode.PAYLOAD_TOO_LARGE: (ErrorType.VALIDATION, "Payload too large"),
+    ErrorCode.REQUEST_TIMEOUT: (ErrorType.VALIDATION, "Request timeout"),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (ErrorType.VALIDATION, "Unsupported media type"),
     ErrorCode.TOO_MANY_REQUESTS: (ErrorType.THROTTLING, "Too many requests"),
     ErrorCode.SERVICE_UNAVAILABLE: (ErrorType.UNAVAILABLE, "Service unavailable"),

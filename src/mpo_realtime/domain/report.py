@@ -31,6 +31,8 @@ __all__ = [
 
 JOB_TYPE = "RealTimeProductReportJob"
 LOOKBACK_MIN, LOOKBACK_MAX = 60, 1440
+#: longest dimensions or metrics list (each name may repeat; more is abuse, not a request)
+MAX_LIST_ITEMS = 64
 
 
 class FileFormat(enum.StrEnum):
@@ -217,6 +219,13 @@ def _enum_list(
         return default
     if not isinstance(raw, list):
         out.type_error(name, "an array of strings")
+        return default
+    if len(raw) > MAX_LIST_ITEMS:
+        out.error(
+            ErrorCode.INVALID_QUERY,
+            f"{name} holds {len(raw)} entries; at most {MAX_LIST_ITEMS}",
+            _pointer(name),
+        )
         return default
     by_key = {member.value.casefold(): member for member in kind}
     chosen: list[E] = []

@@ -34,7 +34,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
         checks["jobStore"] = "ok" if services.jobs.ping() else "error"
         try:
             at_head = services.jobs.at_head()
-            checks["migrations"] = "ok" if at_head else "error: schema is not at the newest revision"
+            checks["migrations"] = (
+                "ok" if at_head else "error: schema is not at the newest revision"
+            )
         except StoreError as exc:
             checks["migrations"] = f"error: {exc}"
         return checks

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
+from mpo_realtime.api.body import read_body
 from mpo_realtime.api.deps import IngestClient, ServicesDep
 from mpo_realtime.api.schemas import IngestAnswer
 from mpo_realtime.domain.errors import ErrorCode, ProblemError
@@ -16,24 +17,6 @@ from mpo_realtime.store.base import IdempotencyConflict
 __all__ = ["router"]
 
 router = APIRouter(tags=["ingest"])
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    """The body, refusing (before reading it all) anything over ``limit`` bytes."""
-    too_large = ProblemError.single(
-        ErrorCode.PAYLOAD_TOO_LARGE, f"the body exceeds {limit} bytes; send smaller batches"
-    )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.post(
@@ -56,7 +39,10 @@ async def ingest_events(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> IngestAnswer:
     """Store a batch of events, all or nothing; visible to reports once answered."""
-    body = await _read_capped(request, services.settings.ingest_max_body_bytes)
+    settings = services.settings
+    body = await read_body(
+        request, limit=settings.ingest_max_body_bytes, timeout=settings.body_read_timeout_seconds
+    )
     now_ms = int(time.time() * 1000)
     prepared = await run_in_threadpool(
         services.ingestor.prepare,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
+from mpo_realtime.api.body import read_body
 from mpo_realtime.api.deps import ReportClient, ServicesDep, Version
 from mpo_realtime.api.errors import problem_json, trace_id_of
 from mpo_realtime.api.schemas import (
@@ -95,7 +96,10 @@ async def create_export(
     envelope: EnvelopeHeader = None,
 ) -> Response:
     """Create an export job; identical recent requests return the existing export."""
-    body = await request.body()
+    settings = services.settings
+    body = await read_body(
+        request, limit=settings.report_max_body_bytes, timeout=settings.body_read_timeout_seconds
+    )
     created = await run_in_threadpool(services.exports.create, client, body)
     return _status_response(created.job, request, envelope=envelope, warnings=created.warnings)
 
