@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mpo_realtime.api.metrics import ACCESS_LOGGER, UNMATCHED
 from mpo_realtime.api.routes.reports import BASE
 from mpo_realtime.domain.jobs import JobStatus, Role
+from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.logs import JsonFormatter
 from tests.acceptance.conftest import Api
 
@@ -228,3 +229,13 @@ def test_ready_is_503_when_the_schema_is_behind(api: Api) -> None:
     assert answer.status_code == 503
     assert answer.json()["status"] == "unavailable"
     assert answer.json()["migrations"].startswith("error")
+
+
+def test_jobstore_at_head_only_after_migrate(tmp_path: Any) -> None:
+    store = SqlJobStore(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    try:
+        assert store.at_head() is False
+        store.migrate()
+        assert store.at_head() is True
+    finally:
+        store.close()

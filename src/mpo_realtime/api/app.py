@@ -16,6 +16,7 @@ from mpo_realtime.api.errors import install_error_handlers
 from mpo_realtime.api.metrics import RequestMetricsMiddleware
 from mpo_realtime.api.metrics import router as metrics_router
 from mpo_realtime.api.routes import health, ingest, oauth, reports
+from mpo_realtime.api.schemas import ERROR_RESPONSES
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 
@@ -94,6 +95,7 @@ def create_app(
             "that generated clients expect."
         ),
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     if services is not None:
         app.state.services = services

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 from mpo_realtime.domain.report import LOOKBACK_MAX, LOOKBACK_MIN, Dimension, Metric
 
 __all__ = [
+    "ERROR_RESPONSES",
     "REPORT_REQUEST_SCHEMA",
+    "ErrorEnvelope",
     "ExportStatus",
     "ExportStatusEnvelope",
     "IngestAnswer",
@@ -46,6 +48,33 @@ class ExportStatusEnvelope(BaseModel):
     data: _StatusResource
     warnings: list[Problem] = []
     errors: list[Problem] = []
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error answer: all problems found, plus warnings."""
+
+    warnings: list[Problem] = []
+    errors: list[Problem]
+
+
+#: every error status the API may answer, documented on every operation
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in {
+        400: "Invalid request (every problem listed)",
+        401: "Missing, malformed, expired or revoked credentials",
+        403: "Out of scope, missing role, or export not found",
+        404: "Unknown API version or route",
+        405: "Method not allowed",
+        408: "Request body too slow",
+        409: "Conflicting parameters, export not ready or failed",
+        410: "Export expired",
+        413: "Request body too large",
+        429: "Rate limit or quota reached (see Retry-After)",
+        500: "Unexpected error (trace id only)",
+        503: "A backing store is unavailable",
+    }.items()
+}
 
 
 class IngestAnswer(BaseModel):

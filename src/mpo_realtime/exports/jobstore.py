@@ -24,7 +24,6 @@ from typing import Any
 
 import alembic.command
 import alembic.config
-import alembic.runtime.migration
 import alembic.script
 import alembic.util
 from sqlalchemy import (
@@ -45,6 +44,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -297,9 +297,12 @@ class SqlJobStore:
             heads = set(alembic.script.ScriptDirectory.from_config(config).get_heads())
         except alembic.util.CommandError as exc:
             raise StoreError(f"job store could not read its migrations: {exc}") from exc
+        # Read Alembic's table directly: its MigrationContext logs two lines per call.
         with self._begin("read the schema revision") as connection:
-            context = alembic.runtime.migration.MigrationContext.configure(connection)
-            return set(context.get_current_heads()) == heads
+            if not inspect(connection).has_table("alembic_version"):
+                return False
+            current = connection.scalars(text("SELECT version_num FROM alembic_version"))
+            return set(current) == heads
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""

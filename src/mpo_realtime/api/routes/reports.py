@@ -35,17 +35,6 @@ EnvelopeHeader = Annotated[
         description="'jsonapi' wraps answers as {data: {type, attributes}, warnings, errors}",
     ),
 ]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text}
-    for code, text in {
-        400: "Invalid request",
-        401: "Missing or bad token",
-        403: "Out of scope or not found",
-        409: "Conflicting parameters or export not ready",
-        410: "Export expired",
-        429: "Throttled",
-    }.items()
-}
 
 
 def _message(job: Job) -> str | None:
@@ -84,7 +73,6 @@ def _status_response(
 @router.post(
     "/realtime-reports/export",
     response_model=ExportStatus | ExportStatusEnvelope,
-    responses=_ERRORS,
     openapi_extra={"requestBody": REPORT_REQUEST_SCHEMA},
     operation_id="create_realtime_product_report",
 )
@@ -107,7 +95,6 @@ async def create_export(
 @router.get(
     "/report-jobs/{reportId}",
     response_model=ExportStatus | ExportStatusEnvelope,
-    responses=_ERRORS,
     operation_id="get_marketplace_performance_outcomes_export_status",
 )
 async def export_status(
@@ -131,7 +118,6 @@ async def export_status(
             "description": "The export file",
             "content": {"text/csv": {}, "application/json": {}},
         },
-        **_ERRORS,
     },
     response_class=Response,
     operation_id="get_realtime_product",

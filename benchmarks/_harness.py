@@ -1,0 +1,249 @@
+"""Shared pieces of the benchmark scripts: a real ``mpo serve`` process, percentiles, RSS.
+
+Everything binds 127.0.0.1 only. A server started here is always stopped by its PID
+(SIGINT, then SIGKILL after a grace period) when the ``with`` block ends, also on error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "MPO",
+    "STATS",
+    "RssSampler",
+    "Server",
+    "cpu_seconds",
+    "create_client",
+    "free_port",
+    "get_token",
+    "percentile",
+    "print_table",
+    "running_server",
+    "summary_ms",
+]
+
+#: the ``mpo`` command of the interpreter running the benchmark (the project's venv)
+MPO = str(Path(sys.executable).with_name("mpo"))
+STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def create_client(
+    data_dir: Path, name: str, advertisers: Sequence[int], *, ingest: bool = False
+) -> dict[str, Any]:
+    """``mpo clients create ... --json``: client_id and client_secret."""
+    command = [
+        MPO,
+        "clients",
+        "create",
+        name,
+        "--advertisers",
+        ",".join(str(a) for a in advertisers),
+        "--json",
+        "--data-dir",
+        str(data_dir),
+    ]
+    if ingest:
+        command.append("--ingest")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    created: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return created
+
+
+@dataclass
+class Server:
+    """A running ``mpo serve`` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _wait_healthy(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=server.url, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(
+                    f"mpo serve exited with {server.process.returncode}:\n{server.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get("/health").status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise RuntimeError(f"mpo serve not healthy after {timeout} s:\n{server.log_tail()}")
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop one process by its PID: SIGINT (uvicorn shuts down cleanly), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(
+    data_dir: Path, *, env: dict[str, str] | None = None, startup_timeout: float = 120.0
+) -> Iterator[Server]:
+    """``mpo serve --data-dir D --port P`` on 127.0.0.1, healthy, stopped at the end."""
+    port = free_port()
+    log_path = data_dir / "server.log"
+    command = [MPO, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via _stop
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path)
+    try:
+        _wait_healthy(server, startup_timeout)
+        yield server
+    finally:
+        _stop(process, grace=60.0)
+
+
+def get_token(url: str, client_id: str, client_secret: str) -> str:
+    with httpx.Client(base_url=url, timeout=30.0) as http:
+        answer = http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+        )
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples VmRSS of a process every ``interval`` seconds in a thread (max and last)."""
+
+    def __init__(self, pid: int, interval: float = 0.05, max_seconds: float = 3600.0) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.peak_kb = 0
+        self.start_kb = _status_kb(pid, "VmRSS") or 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            rss = _status_kb(self.pid, "VmRSS")
+            if rss is None:
+                return
+            self.peak_kb = max(self.peak_kb, rss)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def hwm_kb(self) -> int | None:
+        """VmHWM: the peak RSS of the process since it started."""
+        return _status_kb(self.pid, "VmHWM")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """n, p50, p90, p99 and max of durations given in seconds, in milliseconds."""
+    return {
+        "n": len(seconds),
+        "p50_ms": round(percentile(seconds, 50) * 1000, 2),
+        "p90_ms": round(percentile(seconds, 90) * 1000, 2),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 2),
+        "max_ms": round(max(seconds) * 1000, 2) if seconds else float("nan"),
+    }
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A small fixed-width table on stdout."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for index, row in enumerate(cells):
+        print("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+        if index == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    sys.stdout.flush()
