@@ -217,7 +217,7 @@ def event_lists(draw: st.DrawFn) -> list[Event]:
 
 def _id_filter(pool: tuple[int, ...]) -> st.SearchStrategy[tuple[int, ...]]:
     chosen = st.lists(st.sampled_from((*pool, MISSING_ID)), min_size=1, max_size=3, unique=True)
-    return st.one_of(st.just(()), chosen.map(tuple))
+    return st.one_of(st.just(()), st.just(()), chosen.map(tuple))
 
 
 def _instants(events: Sequence[Event]) -> st.SearchStrategy[datetime]:
@@ -231,7 +231,7 @@ def _instants(events: Sequence[Event]) -> st.SearchStrategy[datetime]:
         return near_anchor
     on_event = st.sampled_from([e.minute for e in events])
     shifted = st.builds(lambda t, s: t + timedelta(seconds=s), on_event, st.sampled_from((0, 30)))
-    return st.one_of(near_anchor, shifted)
+    return st.one_of(near_anchor, shifted, shifted)
 
 
 @st.composite
@@ -249,15 +249,15 @@ def query_plans(draw: st.DrawFn, events: Sequence[Event]) -> QueryPlan:
     dimensions = entities if time_dimension is None else [*entities, time_dimension]
     metrics = draw(st.permutations(list(Metric)))[: draw(st.integers(1, 3))]
     start, end = ALL_TIME
-    if draw(st.booleans()):
+    bounds = draw(st.sampled_from(("all", "start", "end", "both", "both", "length")))
+    if bounds in ("start", "both", "length"):
         start = draw(_instants(events))
-    if draw(st.booleans()):
-        end = draw(
-            st.one_of(
-                _instants(events),
-                st.integers(-60, 8 * 1440).map(lambda m: start + timedelta(minutes=m)),
-            )
-        )
+    if bounds in ("end", "both"):
+        end = draw(_instants(events))
+    if bounds == "both" and end < start and draw(st.booleans()):
+        start, end = end, start
+    if bounds == "length":
+        end = start + timedelta(minutes=draw(st.integers(-60, 8 * 1440)))
     return QueryPlan(
         start=start,
         end=end,

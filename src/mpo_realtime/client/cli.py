@@ -30,7 +30,7 @@ app = typer.Typer(help="mpo-realtime: real-time marketplace ad reporting.", no_a
 clients_app = typer.Typer(help="Manage API clients (credentials, scope, roles).")
 app.add_typer(clients_app, name="clients")
 console = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

@@ -60,6 +60,14 @@ class _Call:
 _STOP = object()
 
 
+def _resolve_repeat(item: _Ingest, events: int, digest: str | None) -> None:
+    """Answer a request whose key is already stored: a duplicate, or a conflict."""
+    if digest != item.request.body_digest:
+        item.future.set_exception(IdempotencyConflict(item.request.idempotency_key))
+    else:
+        item.future.set_result(IngestReceipt(events, duplicate=True))
+
+
 @contextlib.contextmanager
 def _translated(action: str) -> Iterator[None]:
     """Turn DuckDB errors into :class:`StoreError`, keeping the cause."""
@@ -229,54 +237,34 @@ class DuckDBEventStore:
             return
         conn = self._conn
         accepted: list[_Ingest] = []
-        seen: dict[str, tuple[int, str | None]] = {}
+        # Repeats of a key first seen in this very flush: answered only after the commit,
+        # or a crash right after the answer could lose an acknowledged batch.
+        repeats: list[_Ingest] = []
+        leaders: dict[str, IngestRequest] = {}
         keys = [i.request.idempotency_key for i in batch if i.request.idempotency_key]
         try:
             with _translated("look up idempotency keys"):
-                if keys:
-                    found = conn.execute(SQL["find_keys"], {"keys": keys}).fetchall()
-                    seen = {key: (int(events), digest) for key, events, digest in found}
+                found = conn.execute(SQL["find_keys"], {"keys": keys}).fetchall() if keys else []
+            committed = {key: (int(events), digest) for key, events, digest in found}
             for item in batch:
                 key = item.request.idempotency_key
                 if key is None:
                     accepted.append(item)
-                elif key in seen:
-                    events, digest = seen[key]
-                    if digest != item.request.body_digest:
-                        item.future.set_exception(IdempotencyConflict(key))
-                    else:
-                        item.future.set_result(IngestReceipt(events, duplicate=True))
+                elif key in committed:
+                    events, digest = committed[key]
+                    _resolve_repeat(item, events, digest)
+                elif key in leaders:
+                    repeats.append(item)
                 else:
-                    seen[key] = (item.request.events, item.request.body_digest)
+                    leaders[key] = item.request
                     accepted.append(item)
-            if not accepted:
-                return
-            now = datetime.now(UTC)
-            with _translated("store events"):
-                conn.execute("BEGIN")
-                try:
-                    table = pa.concat_tables([i.request.rows for i in accepted])
-                    self._insert(conn, table, aggregate=True)
-                    for item in accepted:
-                        if item.request.idempotency_key:
-                            conn.execute(
-                                SQL["insert_key"],
-                                {
-                                    "key": item.request.idempotency_key,
-                                    "events": item.request.events,
-                                    "digest": item.request.body_digest,
-                                    "created_at": now,
-                                },
-                            )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            if accepted:
+                self._commit(conn, accepted)
         except StoreError as exc:
-            for item in accepted:
+            for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
-            log.error("flush of %d requests failed: %s", len(accepted), exc)
+            log.error("flush of %d requests failed: %s", len(batch), exc)
             return
         if self.on_stored is not None:
             # before the answers, so an answered request is already counted
@@ -286,6 +274,33 @@ class DuckDBEventStore:
                 log.exception("on_stored hook failed")
         for item in accepted:
             item.future.set_result(IngestReceipt(item.request.events))
+        for item in repeats:
+            leader = leaders[item.request.idempotency_key or ""]
+            _resolve_repeat(item, leader.events, leader.body_digest)
+
+    def _commit(self, conn: duckdb.DuckDBPyConnection, accepted: list[_Ingest]) -> None:
+        """Store the rows and idempotency keys of ``accepted`` in one transaction."""
+        now = datetime.now(UTC)
+        with _translated("store events"):
+            conn.execute("BEGIN")
+            try:
+                table = pa.concat_tables([i.request.rows for i in accepted])
+                self._insert(conn, table, aggregate=True)
+                for item in accepted:
+                    if item.request.idempotency_key:
+                        conn.execute(
+                            SQL["insert_key"],
+                            {
+                                "key": item.request.idempotency_key,
+                                "events": item.request.events,
+                                "digest": item.request.body_digest,
+                                "created_at": now,
+                            },
+                        )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def _compact(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> None:
         if self._dirty is None:

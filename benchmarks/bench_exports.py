@@ -1,0 +1,418 @@
+"""Benchmark exports end to end through a real ``mpo serve``: job latency and throughput.
+
+1. Build a store of ``--rows`` roll-up rows (default 20M) with the simulator's back-fill
+   and ``DuckDBEventStore.append``, in a fresh temporary data dir, in a separate process
+   (the big simulated world's memory goes away with it), then close it.
+2. Job latency: ``--jobs`` (default 30) 24 h reports for one advertiser, dimensions
+   campaignId and sellerId, each ``startDate`` one minute later than the previous one so
+   that the export cache never answers; create, poll every 10 ms until Done.
+3. Export throughput: one large report across every advertiser (default dimensions
+   advertiserId, campaignId, sellerId, productId, day over the whole store, ~10M rows)
+   as CSV and as JSON, create -> Done through the API, while the server's RSS is sampled
+   every 50 ms. Baseline of the same run: the server stopped, a separate process opens
+   the same DuckDB file read-only and runs DuckDB's bare ``COPY (same SQL) TO 'x.csv'
+   (HEADER)`` and ``COPY (same SQL) TO 'x.json'``, with the SQL of
+   ``render_aggregate(QueryPlan(...))`` and its parameters substituted.
+
+Why the extra dimensions: the simulator draws products with a Zipf law (exponent 1.05),
+so a 20M-row store holds only ~3M distinct (advertiser, product) pairs; adding campaignId,
+sellerId and day (all allowed with productId) gives ~10M output rows from the same store.
+``--dimensions advertiserId,productId`` runs the narrower report instead.
+
+Usage: ``.venv/bin/python benchmarks/bench_exports.py`` (``--quick``: < 1 min smoke run).
+Prints tables, then one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+
+from _harness import (
+    BENCH_SERVER_ENV,
+    STATS,
+    RssSampler,
+    create_client,
+    get_token,
+    print_table,
+    running_server,
+    summary_ms,
+)
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import Dimension
+from mpo_realtime.store.duckdb_store import DuckDBEventStore
+from mpo_realtime.store.plan_sql import render_aggregate
+from mpo_realtime.store.simulator import Simulator, World
+
+__all__ = ["main"]
+
+SEED = 1
+LATENCY_DIMENSIONS = ["campaignId", "sellerId"]
+THROUGHPUT_DIMENSIONS = "advertiserId,campaignId,sellerId,productId,day"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- store build (a separate process) -----------------------------------------------------
+
+
+def _world(products: int) -> World:
+    return World.generate(seed=SEED, partners=4, advertisers_per_partner=5, products=products)
+
+
+def build_store(args: argparse.Namespace) -> None:
+    """``--build-store PATH``: back-fill ``--rows`` rows ending at ``--end``; print JSON."""
+    started = time.perf_counter()
+    world = _world(args.products)
+    end = datetime.fromisoformat(args.end)
+    start = end - timedelta(days=args.days)
+    minutes = args.days * 1440
+    # Calibrate the display rate: rows per display from 24 minutes spread over a day.
+    guess = args.rows / minutes * 1.1
+    probe = Simulator(world, seed=SEED, displays_per_minute=guess)
+    sampled = sum(
+        probe.minute_rows(start + timedelta(minutes=60 * h + 7)).num_rows for h in range(24)
+    )
+    rate = args.rows / minutes / (sampled / (24 * guess))
+    simulator = Simulator(world, seed=SEED, displays_per_minute=rate)
+    prepared = time.perf_counter() - started
+    # No maintenance during the build: compaction would fold nothing here (one row per key
+    # and minute already) but would rewrite every row once.
+    store = DuckDBEventStore(args.build_store, maintenance_interval=1e9)
+    rows = 0
+    try:
+        for batch in simulator.backfill(start, end, batch_rows=1_000_000):
+            rows += store.append(batch)
+    finally:
+        store.close()
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "displays_per_minute": round(rate, 1),
+                "advertisers": [a.advertiser_id for a in world.advertisers],
+                "products_per_advertiser": args.products,
+                "world_seconds": round(prepared, 1),
+                "build_seconds": round(time.perf_counter() - started, 1),
+                "file_bytes": os.path.getsize(args.build_store),
+            }
+        ),
+        flush=True,
+    )
+
+
+# -- COPY baseline (a separate process) ---------------------------------------------------
+
+
+def copy_baseline(args: argparse.Namespace) -> None:
+    """``--copy-baseline DB``: DuckDB's bare COPY of ``--sql-file`` to CSV and JSON."""
+    sql = Path(args.sql_file).read_text()
+    out = Path(args.out_dir)
+    con = duckdb.connect(args.copy_baseline, read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    result: dict[str, Any] = {}
+    for name, options in (("csv", " (HEADER)"), ("json", "")):
+        path = out / f"baseline.{name}"
+        started = time.perf_counter()
+        con.execute(f"COPY ({sql}) TO '{path}'{options}")
+        result[f"{name}_seconds"] = round(time.perf_counter() - started, 3)
+        result[f"{name}_bytes"] = path.stat().st_size
+        if name == "csv":
+            result["csv_rows"] = _data_rows(path, "csv")
+        path.unlink()
+    con.close()
+    result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(result), flush=True)
+
+
+def _literal_sql(plan: QueryPlan) -> str:
+    """The store's SQL for ``plan`` with its parameters written in as literals."""
+    sql = render_aggregate(plan)
+    sql = sql.replace("$start", f"TIMESTAMPTZ '{plan.start.isoformat()}'")
+    sql = sql.replace("$end", f"TIMESTAMPTZ '{plan.end.isoformat()}'")
+    return sql.replace("$tz", f"'{plan.timezone}'")
+
+
+# -- API helpers --------------------------------------------------------------------------
+
+
+def _create(http: httpx.Client, headers: dict[str, str], attributes: dict[str, Any]) -> str:
+    body = {"data": {"type": "RealTimeProductReportJob", "attributes": attributes}}
+    answer = http.post(f"{STATS}/realtime-reports/export", json=body, headers=headers)
+    answer.raise_for_status()
+    export_id: str = answer.json()["exportId"]
+    return export_id
+
+
+def _wait_done(
+    http: httpx.Client, headers: dict[str, str], export_id: str, interval: float, timeout: float
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = http.get(f"{STATS}/report-jobs/{export_id}", headers=headers)
+        answer.raise_for_status()
+        status: str = answer.json()["status"]
+        if status != "Pending":
+            return status
+        time.sleep(interval)
+    return "Timeout"
+
+
+def _job_latency(
+    url: str, token: str, advertiser: int, start: datetime, jobs: int
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    seconds: list[float] = []
+    statuses: dict[str, int] = {}
+    with httpx.Client(base_url=url, timeout=60.0) as http:
+        for i in range(jobs):
+            begin = start + timedelta(minutes=i)
+            attributes = {
+                "advertiserIds": [str(advertiser)],
+                "dimensions": LATENCY_DIMENSIONS,
+                "startDate": begin.isoformat(),
+                "endDate": (begin + timedelta(hours=24)).isoformat(),
+            }
+            started = time.perf_counter()
+            export_id = _create(http, headers, attributes)
+            status = _wait_done(http, headers, export_id, interval=0.01, timeout=120.0)
+            seconds.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "jobs": jobs,
+        "statuses": statuses,
+        "create_to_done": summary_ms(seconds),
+        "first_ms": round(seconds[0] * 1000, 1) if seconds else None,
+        "seconds": [round(s, 4) for s in seconds],
+    }
+
+
+def _data_rows(path: Path, file_format: str) -> int:
+    """Data rows of an export file: CSV lines minus the header, or JSON's ``rows``."""
+    if file_format == "json":
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 64))
+            tail = f.read().decode()
+        return int(tail.rsplit('"rows":', 1)[1].rstrip("}"))
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            lines += chunk.count(b"\n")
+    return lines - 1
+
+
+def _throughput(
+    url: str,
+    token: str,
+    pid: int,
+    data_dir: Path,
+    attributes: dict[str, Any],
+    timeout: float,
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    result: dict[str, Any] = {}
+    with httpx.Client(base_url=url, timeout=60.0) as http:
+        for file_format in ("csv", "json"):
+            with RssSampler(pid, interval=0.05) as rss:
+                started = time.perf_counter()
+                export_id = _create(http, headers, {**attributes, "fileFormat": file_format})
+                status = _wait_done(http, headers, export_id, interval=0.05, timeout=timeout)
+                elapsed = time.perf_counter() - started
+            path = data_dir / "exports" / f"{export_id}.{file_format}"
+            entry: dict[str, Any] = {
+                "status": status,
+                "seconds": round(elapsed, 3),
+                "rss_before_mb": round(rss.start_kb / 1024, 1),
+                "rss_peak_mb": round(rss.peak_kb / 1024, 1),
+                "vm_hwm_mb": round((rss.hwm_kb() or 0) / 1024, 1),
+                "rss_samples": rss.samples,
+            }
+            if status == "Done" and path.is_file():
+                entry["bytes"] = path.stat().st_size
+                entry["rows"] = _data_rows(path, file_format)
+                path.unlink()  # room on the disk for the next one
+            result[file_format] = entry
+            print(
+                f"exports: {file_format} export {status} in {elapsed:.2f} s,"
+                f" rows {entry.get('rows', '?'):,}, peak RSS {entry['rss_peak_mb']} MB",
+                flush=True,
+            )
+    return result
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def _run_json(command: list[str], timeout: float) -> dict[str, Any]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[2:4]} failed:\n{done.stderr[-3000:]}")
+    parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "benchmark": "exports",
+        "started": _now().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "server_env": BENCH_SERVER_ENV,
+    }
+    script = str(Path(__file__).resolve())
+    dimensions = [d.strip() for d in args.dimensions.split(",") if d.strip()]
+    with tempfile.TemporaryDirectory(prefix="mpo-bench-exports-") as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        db = data_dir / "events.duckdb"
+        # Data ends at the start of today (UTC): settled, within retention.
+        end = _now().replace(hour=0, minute=0, second=0, microsecond=0)
+        command = [sys.executable, script, "--build-store", str(db), "--rows", str(args.rows)]
+        command += ["--days", str(args.days), "--products", str(args.products)]
+        command += ["--end", end.isoformat()]
+        print(f"exports: building a store of ~{args.rows:,} rows ...", flush=True)
+        store = _run_json(command, timeout=3600)
+        results["store"] = store
+        print(
+            f"exports: {store['rows']:,} rows over {args.days} days in"
+            f" {store['build_seconds']} s ({store['file_bytes'] / 1e6:.0f} MB)",
+            flush=True,
+        )
+        advertisers = [int(a) for a in store["advertisers"]]
+        start = datetime.fromisoformat(store["start"])
+        one = create_client(data_dir, "bench-one", advertisers[:1])
+        every = create_client(data_dir, "bench-all", advertisers)
+        throughput_attributes = {
+            "advertiserIds": [str(a) for a in advertisers],
+            "dimensions": dimensions,
+            "startDate": store["start"],
+            "endDate": store["end"],
+        }
+        with running_server(data_dir) as server:
+            token_one = get_token(server.url, one["client_id"], one["client_secret"])
+            token_all = get_token(server.url, every["client_id"], every["client_secret"])
+            print(f"exports: server pid {server.pid}; {args.jobs} latency jobs", flush=True)
+            results["latency"] = _job_latency(
+                server.url, token_one, advertisers[0], start + timedelta(hours=1), args.jobs
+            )
+            results["throughput"] = _throughput(
+                server.url,
+                token_all,
+                server.pid,
+                data_dir,
+                throughput_attributes,
+                timeout=args.export_timeout,
+            )
+        # The server is stopped: DuckDB's own COPY of the same query, in another process.
+        plan = QueryPlan(
+            start=start,
+            end=datetime.fromisoformat(store["end"]),
+            advertiser_ids=tuple(sorted(advertisers)),
+            dimensions=tuple(Dimension(d) for d in dimensions),
+        )
+        sql_file = Path(tmp) / "query.sql"
+        sql_file.write_text(_literal_sql(plan))
+        command = [sys.executable, script, "--copy-baseline", str(db)]
+        command += ["--sql-file", str(sql_file), "--out-dir", tmp]
+        print("exports: baseline COPY in a separate process ...", flush=True)
+        baseline = _run_json(command, timeout=3600)
+        results["baseline"] = baseline
+        results["sql"] = sql_file.read_text()
+        for file_format in ("csv", "json"):
+            entry = results["throughput"][file_format]
+            entry["baseline_seconds"] = baseline[f"{file_format}_seconds"]
+            entry["baseline_bytes"] = baseline[f"{file_format}_bytes"]
+            entry["rows_equal_baseline"] = entry.get("rows") == baseline["csv_rows"]
+            entry["ratio"] = round(entry["seconds"] / baseline[f"{file_format}_seconds"], 2)
+    return results
+
+
+def _report(results: dict[str, Any]) -> None:
+    store = results["store"]
+    latency = results["latency"]["create_to_done"]
+    print_table(
+        f"Job latency: {results['latency']['jobs']} x 24 h report, one advertiser, campaignId +"
+        f" sellerId; store {store['rows']:,} rows (target p50 <= 300 ms)",
+        ["p50 ms", "p90 ms", "max ms", "first ms", "statuses"],
+        [
+            [
+                latency["p50_ms"],
+                latency["p90_ms"],
+                latency["max_ms"],
+                results["latency"]["first_ms"],
+                results["latency"]["statuses"],
+            ]
+        ],
+    )
+    rows = []
+    for file_format, target in (("csv", 1.25), ("json", 1.5)):
+        entry = results["throughput"][file_format]
+        rows.append(
+            [
+                file_format.upper(),
+                f"{entry.get('rows', 0):,}",
+                f"{entry['seconds']:.2f}",
+                f"{entry['baseline_seconds']:.2f}",
+                f"{entry['ratio']:.2f}x (<= {target}x)",
+                f"{entry.get('bytes', 0) / 1e6:.0f} / {entry['baseline_bytes'] / 1e6:.0f}",
+                f"{entry['rss_peak_mb']:.0f} (< 500)",
+            ]
+        )
+    print_table(
+        "Export throughput: create -> Done through the API vs DuckDB COPY of the same query",
+        ["format", "rows", "API s", "COPY s", "ratio", "MB API / COPY", "server peak RSS MB"],
+        rows,
+    )
+    print(f"  baseline COPY process max RSS: {results['baseline']['max_rss_kb'] / 1024:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 1 min")
+    parser.add_argument("--rows", type=int, default=20_000_000, help="roll-up rows in the store")
+    parser.add_argument("--days", type=int, default=14, help="days of data in the store")
+    parser.add_argument("--products", type=int, default=500_000, help="per advertiser")
+    parser.add_argument("--jobs", type=int, default=30, help="job latency: number of jobs")
+    parser.add_argument("--dimensions", default=THROUGHPUT_DIMENSIONS)
+    parser.add_argument("--export-timeout", type=float, default=900.0)
+    # internal: the separate build and baseline processes
+    parser.add_argument("--build-store", help=argparse.SUPPRESS)
+    parser.add_argument("--end", help=argparse.SUPPRESS)
+    parser.add_argument("--copy-baseline", help=argparse.SUPPRESS)
+    parser.add_argument("--sql-file", help=argparse.SUPPRESS)
+    parser.add_argument("--out-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build_store:
+        build_store(args)
+        return
+    if args.copy_baseline:
+        copy_baseline(args)
+        return
+    if args.quick:
+        args.rows = min(args.rows, 1_000_000)
+        args.days = 2
+        args.products = min(args.products, 20_000)
+        args.jobs = min(args.jobs, 5)
+    results = run(args)
+    _report(results)
+    print(json.dumps(results, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
