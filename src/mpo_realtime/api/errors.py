@@ -149,6 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RateLimited)
         decision = exc.decision
         request.state.ratelimit = decision
+        request.app.state.services.metrics.rate_limited(decision.budget)
         detail = f"{exc}; retry in {decision.retry_after} s"
         return error_response(
             [Problem(ErrorCode.TOO_MANY_REQUESTS, detail)],
