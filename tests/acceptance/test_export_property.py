@@ -1,0 +1,163 @@
+"""Random valid requests against random events: the downloaded file equals a naive reference."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mpo_realtime.domain.jobs import Role
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import Dimension, Metric
+from tests.acceptance.conftest import Api
+from tests.reference import Event, expected_rows, format_bucket, rollup_table
+
+ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"]
+# Around the 2026 DST changes of Europe and America, and an ordinary day.
+ANCHORS = [
+    datetime(2026, 3, 8, 5, tzinfo=UTC),
+    datetime(2026, 3, 29, 0, tzinfo=UTC),
+    datetime(2026, 10, 25, 0, tzinfo=UTC),
+    datetime(2026, 11, 1, 4, tzinfo=UTC),
+]
+ENTITY = [1, 2, 3]
+PRODUCTS = ["a", "b,c", 'q"uote', "é", "Z"]
+_EXAMPLE = itertools.count()
+SCOPE = list(range(10_000, 10_400))
+
+
+@st.composite
+def events_for(draw: st.DrawFn, advertiser: int) -> list[Event]:
+    anchor = draw(st.sampled_from(ANCHORS))
+    rows = draw(
+        st.lists(
+            st.builds(
+                Event,
+                minute=st.integers(0, 36 * 60).map(lambda m: anchor + timedelta(minutes=m)),
+                advertiser_id=st.sampled_from([advertiser, advertiser + 1]),
+                partner_id=st.sampled_from(ENTITY),
+                campaign_id=st.sampled_from(ENTITY),
+                seller_id=st.sampled_from(ENTITY),
+                product_id=st.sampled_from(PRODUCTS),
+                displays=st.integers(1, 1000),
+                clicks=st.integers(0, 50),
+                cost=st.floats(0, 1000, allow_nan=False, allow_infinity=False),
+            ),
+            min_size=5,
+            max_size=80,
+        )
+    )
+    return rows
+
+
+@st.composite
+def request_for(draw: st.DrawFn, events: list[Event], advertiser: int) -> dict[str, Any]:
+    exclusive = draw(
+        st.sampled_from([None, Dimension.PRODUCT_ID, Dimension.HOUR, Dimension.MINUTE])
+    )
+    bucket = (
+        None
+        if exclusive in (Dimension.HOUR, Dimension.MINUTE)
+        else draw(
+            st.sampled_from([None, Dimension.DAY, Dimension.WEEK, Dimension.MONTH, Dimension.YEAR])
+        )
+    )
+    pool = [
+        Dimension.ADVERTISER_ID,
+        Dimension.PARTNER_ID,
+        Dimension.CAMPAIGN_ID,
+        Dimension.SELLER_ID,
+    ]
+    pool += [d for d in (exclusive, bucket) if d is not None]
+    dimensions = draw(
+        st.permutations(pool).flatmap(lambda p: st.integers(1, len(p)).map(lambda n: p[:n]))
+    )
+    metrics = draw(
+        st.permutations(list(Metric)).flatmap(lambda p: st.integers(1, 3).map(lambda n: p[:n]))
+    )
+    first = min(e.minute for e in events)
+    # Mostly intervals that hold most events; sometimes narrow or empty ones.
+    start = first + timedelta(minutes=draw(st.sampled_from([-90, -1, 0, 0, 0, 30, 600])))
+    end = start + timedelta(minutes=draw(st.sampled_from([1, 60, 600, 36 * 60, 48 * 60, 48 * 60])))
+    attributes: dict[str, Any] = {
+        "advertiserIds": [
+            str(a) for a in draw(st.sampled_from([[advertiser], [advertiser, advertiser + 1]]))
+        ],
+        "dimensions": [d.value for d in dimensions],
+        "metrics": [m.value for m in metrics],
+        "startDate": start.isoformat(),
+        "endDate": end.isoformat(),
+        "timezone": draw(st.sampled_from(ZONES)),
+        "fileFormat": draw(st.sampled_from(["csv", "json"])),
+    }
+    for name in ("campaignIds", "sellerIds", "partnerIds"):
+        if draw(st.integers(0, 5)) == 0:
+            attributes[name] = [str(i) for i in draw(st.lists(st.sampled_from(ENTITY), min_size=1))]
+    return attributes
+
+
+def _typed(column: str, text: str) -> Any:
+    if column in ("productId",) or column in {d.value for d in Dimension if d.is_time}:
+        return text
+    return float(text) if column == "cost" else int(text)
+
+
+def _rows_of(answer: Any, file_format: str) -> tuple[list[str], list[list[Any]]]:
+    if file_format == "json":
+        body = orjson.loads(answer.content)
+        assert body["rows"] == len(body["data"])
+        return body["columns"], body["data"]
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8"), newline="")))
+    header, rows = table[0], table[1:]
+    return header, [[_typed(c, v) for c, v in zip(header, row, strict=True)] for row in rows]
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, float):
+        return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(actual == expected)
+
+
+def test_export_matches_the_naive_reference(api: Api) -> None:
+    client, _ = api.services.clients.create(
+        "property", advertiser_ids=SCOPE, roles=[Role.REPORT], now=datetime.now(UTC)
+    )
+    token = api.services.clients.issue_token(client, now=datetime.now(UTC)).access_token
+    headers = {"Authorization": f"Bearer {token}"}
+
+    @given(data=st.data())
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(data: st.DataObject) -> None:
+        advertiser = SCOPE[2 * (next(_EXAMPLE) % (len(SCOPE) // 2))]
+        events = data.draw(events_for(advertiser))
+        attributes = data.draw(request_for(events, advertiser))
+        api.services.events.append(rollup_table(events))
+        created = api.create(attributes, headers)
+        if created.status_code == 403:  # a filter none of whose IDs the advertisers have
+            assert created.json()["errors"][0]["code"] == "no-campaign-found-in-scope"
+            return
+        assert created.status_code == 200, created.text
+        api.run_jobs()
+        answer = api.download(created.json()["exportId"], headers)
+        assert answer.status_code == 200
+        plan = QueryPlan.from_json(
+            api.services.jobs.get_job(created.json()["exportId"]).spec["plan"]
+        )  # type: ignore[union-attr]
+        expected = [
+            [format_bucket(v, plan.timezone) if isinstance(v, datetime) else v for v in row]
+            for row in expected_rows(events, plan)
+        ]
+        columns, rows = _rows_of(answer, attributes["fileFormat"])
+        assert columns == list(plan.columns)
+        assert len(rows) == len(expected), (rows, expected)
+        for got, want in zip(rows, expected, strict=True):
+            assert all(_same(a, e) for a, e in zip(got, want, strict=True)), (got, want)
+
+    check()
