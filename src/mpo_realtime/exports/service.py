@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,29 @@ def _utcnow() -> datetime:
 
 def file_name_for(job: Job) -> str:
     return f"{job.id}.{job.file_format}"
+
+
+class _LruCache:
+    """A small thread-safe LRU map of finished jobs by the ID clients poll them with."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Job | None:
+        with self._lock:
+            job = self._items.get(key)
+            if job is not None:
+                self._items.move_to_end(key)
+            return job
+
+    def put(self, key: str, job: Job) -> None:
+        with self._lock:
+            self._items[key] = job
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +99,7 @@ class ExportService:
         self.clock = clock
         self.on_created = on_created
         self.limiter = limiter
+        self._finished = _LruCache(10_000)
         self.exports_per_hour = exports_per_hour
 
     def create(self, client: Client, body: bytes) -> CreatedExport:
@@ -156,7 +182,23 @@ class ExportService:
 
     def status(self, client: Client, job_id: str) -> Job:
         """The job as ``client`` may see it; an unseen or unknown job is export-not-found."""
-        job = self._visible(client, job_id)
+        return self._as_of_now(self._visible(client, job_id))
+
+    def cached_status(self, client: Client, job_id: str) -> Job | None:
+        """:meth:`status` without I/O, for a job known to be finished; None otherwise.
+
+        A finished job (Done, Failure, Expired) never changes again but for Done turning
+        Expired, which follows from its ``expires_at``; so polls of finished jobs, the
+        bulk of polling, need not reach the job store.
+        """
+        job = self._finished.get(job_id)
+        if job is None:
+            return None
+        if not client.covers(job.advertiser_ids):
+            raise self._not_found(job_id)
+        return self._as_of_now(job)
+
+    def _as_of_now(self, job: Job) -> Job:
         if job.status is JobStatus.DONE and job.expires_at and job.expires_at <= self.clock():
             return job.evolve(status=JobStatus.EXPIRED)
         return job
@@ -186,15 +228,20 @@ class ExportService:
             size=path.stat().st_size,
         )
 
-    def _visible(self, client: Client, job_id: str) -> Job:
-        not_found = ProblemError.single(
+    @staticmethod
+    def _not_found(job_id: str) -> ProblemError:
+        return ProblemError.single(
             ErrorCode.EXPORT_NOT_FOUND, f"export {job_id[:64]} does not exist or is not visible"
         )
+
+    def _visible(self, client: Client, job_id: str) -> Job:
         try:
             canonical = str(uuid.UUID(job_id))
         except ValueError:
-            raise not_found from None
+            raise self._not_found(job_id) from None
         job = self.jobs.get_job(canonical)
         if job is None or not client.covers(job.advertiser_ids):
-            raise not_found
+            raise self._not_found(job_id)
+        if job.status is not JobStatus.PENDING:
+            self._finished.put(job_id, job)
         return job

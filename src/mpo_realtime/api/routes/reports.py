@@ -106,7 +106,10 @@ async def export_status(
     envelope: EnvelopeHeader = None,
 ) -> Response:
     """Poll an export: Pending, Done, Failure or Expired."""
-    job = await run_in_threadpool(services.exports.status, client, reportId)
+    exports = services.exports
+    job = exports.cached_status(client, reportId)
+    if job is None:
+        job = await run_in_threadpool(exports.status, client, reportId)
     retry = services.settings.poll_retry_after_seconds
     return _status_response(job, request, envelope=envelope, retry_after=retry)
 
