@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mpo_realtime.domain.report import Dimension, Metric, ReportSpec
 
-__all__ = ["ID_COLUMNS", "QueryPlan", "plan_for"]
+__all__ = ["ID_COLUMNS", "QueryPlan", "offset_changes", "plan_for"]
 
 #: roll-up column of each entity dimension
 ID_COLUMNS: dict[Dimension, str] = {
@@ -79,6 +81,33 @@ class QueryPlan:
             metrics=tuple(Metric(m) for m in data["metrics"]),
             timezone=data["timezone"],
         )
+
+
+_HOUR = timedelta(hours=1)
+_MINUTE = timedelta(minutes=1)
+
+
+@functools.lru_cache(maxsize=256)
+def offset_changes(timezone: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """UTC instants in ``[start, end]`` at which ``timezone`` changes its UTC offset.
+
+    Hour buckets start at a local top of hour or at such a change, whichever is later:
+    a zone may change its clocks off the hour (Pacific/Chatham at 02:45, or
+    Australia/Lord_Howe by 30 minutes).
+    """
+    zone = ZoneInfo(timezone)
+    changes: list[datetime] = []
+    low = start.replace(minute=0, second=0, microsecond=0)
+    while low < end:
+        high = low + _HOUR
+        if low.astimezone(zone).utcoffset() != high.astimezone(zone).utcoffset():
+            moment = low
+            while moment.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset():
+                moment += _MINUTE
+            if start <= moment <= end:
+                changes.append(moment)
+        low = high
+    return tuple(changes)
 
 
 def plan_for(spec: ReportSpec) -> QueryPlan:

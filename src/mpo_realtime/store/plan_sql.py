@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
+from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan, offset_changes
 from mpo_realtime.domain.report import Dimension, Metric
 
 __all__ = ["render_aggregate"]
@@ -14,15 +14,24 @@ _METRIC_SQL = {
 }
 
 
-def _bucket(dimension: Dimension) -> str:
+def _bucket(dimension: Dimension, plan: QueryPlan) -> str:
     """The UTC instant at which the local bucket holding ``minute`` starts."""
     local = "timezone($tz, minute)"
     if dimension is Dimension.MINUTE:
         return "minute"
     if dimension is Dimension.HOUR:
         # Step back by the local minute-of-hour rather than truncating local time, so
-        # that a repeated DST hour stays two buckets and 30/45-minute zones stay right.
-        return f"minute - to_minutes(extract('minute' FROM {local})::BIGINT)"
+        # that a repeated DST hour stays two buckets and 30/45-minute zones stay right;
+        # but never to before an offset change that happened off the hour.
+        top = f"minute - to_minutes(extract('minute' FROM {local})::BIGINT)"
+        changes = offset_changes(plan.timezone, plan.start, plan.end)
+        if not changes:
+            return top
+        latest = " ".join(
+            f"WHEN minute >= TIMESTAMPTZ '{c.isoformat()}' THEN TIMESTAMPTZ '{c.isoformat()}'"
+            for c in reversed(changes)
+        )
+        return f"greatest({top}, CASE {latest} END)"
     return f"timezone($tz, date_trunc('{dimension.value}', {local}))"
 
 
@@ -35,7 +44,7 @@ def render_aggregate(plan: QueryPlan) -> str:
     """SQL with parameters ``$start``, ``$end`` and ``$tz``."""
     selects: list[str] = []
     for dim in plan.dimensions:
-        expr = ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim)
+        expr = ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim, plan)
         selects.append(f'{expr} AS "{dim.value}"')
     selects += [f'{_METRIC_SQL[m]} AS "{m.value}"' for m in plan.metrics]
     where = ["minute >= $start", "minute < $end"]
