@@ -26,9 +26,11 @@ Prints tables, then one JSON line with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -127,7 +129,13 @@ def copy_baseline(args: argparse.Namespace) -> None:
     con = duckdb.connect(args.copy_baseline, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     result: dict[str, Any] = {}
-    for name, options in (("csv", " (HEADER)"), ("json", "")):
+    formats = [f for f in (("csv", " (HEADER)"), ("json", "")) if f[0] in args.formats.split(",")]
+    if args.copy_memory_limit:
+        # What a bounded DuckDB would cost: the same COPY, spilling past the limit.
+        con.execute(f"SET memory_limit = '{args.copy_memory_limit}'")
+        con.execute(f"SET temp_directory = '{out / 'spill'}'")
+        result["memory_limit"] = args.copy_memory_limit
+    for name, options in formats:
         path = out / f"baseline.{name}"
         started = time.perf_counter()
         con.execute(f"COPY ({sql}) TO '{path}'{options}")
@@ -139,6 +147,19 @@ def copy_baseline(args: argparse.Namespace) -> None:
     con.close()
     result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result), flush=True)
+
+
+def _server_timings(jobs_db: Path) -> dict[str, Any]:
+    """What the runner recorded per job: seconds to the first batch and writing the rest."""
+    with contextlib.closing(sqlite3.connect(jobs_db)) as con:
+        rows = con.execute(
+            "SELECT id, file_format, row_count, query_seconds, write_seconds FROM export_jobs"
+            " ORDER BY created_at"
+        ).fetchall()
+    return {
+        export_id: {"format": fmt, "rows": count, "query_s": query, "write_s": write}
+        for export_id, fmt, count, query, write in rows
+    }
 
 
 def _literal_sql(plan: QueryPlan) -> str:
@@ -180,6 +201,7 @@ def _job_latency(
     headers = {"Authorization": f"Bearer {token}"}
     seconds: list[float] = []
     statuses: dict[str, int] = {}
+    ids: list[str] = []
     with httpx.Client(base_url=url, timeout=60.0) as http:
         for i in range(jobs):
             begin = start + timedelta(minutes=i)
@@ -194,12 +216,14 @@ def _job_latency(
             status = _wait_done(http, headers, export_id, interval=0.01, timeout=120.0)
             seconds.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
+            ids.append(export_id)
     return {
         "jobs": jobs,
         "statuses": statuses,
         "create_to_done": summary_ms(seconds),
         "first_ms": round(seconds[0] * 1000, 1) if seconds else None,
         "seconds": [round(s, 4) for s in seconds],
+        "export_ids": ids,
     }
 
 
@@ -236,6 +260,7 @@ def _throughput(
                 elapsed = time.perf_counter() - started
             path = data_dir / "exports" / f"{export_id}.{file_format}"
             entry: dict[str, Any] = {
+                "export_id": export_id,
                 "status": status,
                 "seconds": round(elapsed, 3),
                 "rss_before_mb": round(rss.start_kb / 1024, 1),
@@ -333,9 +358,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("exports: baseline COPY in a separate process ...", flush=True)
         baseline = _run_json(command, timeout=3600)
         results["baseline"] = baseline
+        if args.memory_limit:
+            print(f"exports: baseline CSV COPY under memory_limit {args.memory_limit} ...")
+            limited = _run_json(
+                [*command, "--formats", "csv", "--copy-memory-limit", args.memory_limit],
+                timeout=3600,
+            )
+            results["baseline_memory_limited"] = limited
+        results["server_timings"] = _server_timings(data_dir / "jobs.sqlite3")
         results["sql"] = sql_file.read_text()
+        timings = results["server_timings"]
+        latency_query = [timings[i]["query_s"] for i in results["latency"]["export_ids"]]
+        results["latency"]["server_query"] = summary_ms(latency_query)
         for file_format in ("csv", "json"):
             entry = results["throughput"][file_format]
+            own = timings.get(entry["export_id"], {})
+            entry["server_query_s"] = own.get("query_s")
+            entry["server_write_s"] = own.get("write_s")
             entry["baseline_seconds"] = baseline[f"{file_format}_seconds"]
             entry["baseline_bytes"] = baseline[f"{file_format}_bytes"]
             entry["rows_equal_baseline"] = entry.get("rows") == baseline["csv_rows"]
@@ -380,6 +419,19 @@ def _report(results: dict[str, Any]) -> None:
         rows,
     )
     print(f"  baseline COPY process max RSS: {results['baseline']['max_rss_kb'] / 1024:.0f} MB")
+    for file_format in ("csv", "json"):
+        entry = results["throughput"][file_format]
+        if entry.get("server_query_s") is not None:
+            print(
+                f"  {file_format.upper()} in the runner: {entry['server_query_s']:.2f} s to the"
+                f" first batch (query), {entry['server_write_s']:.2f} s streaming the rest"
+            )
+    limited = results.get("baseline_memory_limited")
+    if limited:
+        print(
+            f"  baseline CSV COPY with memory_limit {limited['memory_limit']}:"
+            f" {limited['csv_seconds']:.2f} s, max RSS {limited['max_rss_kb'] / 1024:.0f} MB"
+        )
 
 
 def main() -> None:
@@ -397,6 +449,13 @@ def main() -> None:
     parser.add_argument("--copy-baseline", help=argparse.SUPPRESS)
     parser.add_argument("--sql-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--formats", default="csv,json", help=argparse.SUPPRESS)
+    parser.add_argument("--copy-memory-limit", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-limit",
+        default="400MB",
+        help="also run the CSV baseline COPY under this DuckDB memory_limit ('' to skip)",
+    )
     args = parser.parse_args()
     if args.build_store:
         build_store(args)

@@ -1,0 +1,352 @@
+"""DuckDBEventStore under concurrent writers and readers; idempotency; failed flushes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from mpo_realtime.domain.errors import StoreError
+from mpo_realtime.domain.events import EventBatch, parse_events
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import Dimension, Metric
+from mpo_realtime.store.base import (
+    ROLLUP_SCHEMA,
+    IdempotencyConflict,
+    IngestReceipt,
+    IngestRequest,
+)
+from mpo_realtime.store.duckdb_store import DuckDBEventStore
+from mpo_realtime.store.simulator import Simulator, World
+
+TIMEOUT = 30.0
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+#: a few minutes either side of the Europe/Paris spring-forward change
+START = datetime(2026, 3, 29, 0, 50, tzinfo=UTC)
+SIM = Simulator(World.generate(seed=5, partners=2, advertisers_per_partner=2, products=40))
+ALL_TIME = QueryPlan(
+    start=datetime(2000, 1, 1, tzinfo=UTC),
+    end=FAR_FUTURE,
+    advertiser_ids=(),
+    dimensions=(Dimension.ADVERTISER_ID, Dimension.HOUR),
+    metrics=(Metric.DISPLAYS, Metric.CLICKS, Metric.COST),
+    timezone="Europe/Paris",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sums:
+    displays: int = 0
+    clicks: int = 0
+    cost: float = 0.0
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            self.displays + other.displays, self.clicks + other.clicks, self.cost + other.cost
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _table(batch: EventBatch) -> pa.Table:
+    minutes = [ts - ts % 60_000 for ts in batch.ts_ms]
+    columns = [
+        pa.array([m * 1000 for m in minutes], pa.int64()).cast(ROLLUP_SCHEMA.field(0).type),
+        batch.advertiser_id,
+        batch.partner_id,
+        batch.campaign_id,
+        batch.seller_id,
+        batch.product_id,
+        batch.displays,
+        batch.clicks,
+        batch.cost,
+        batch.seller_name,
+    ]
+    arrays = [
+        c if isinstance(c, pa.Array) else pa.array(c, f.type)
+        for c, f in zip(columns, ROLLUP_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=ROLLUP_SCHEMA)
+
+
+def _request(
+    now: datetime, count: int, *, key: str | None = None, digest: str | None = None
+) -> tuple[IngestRequest, Sums]:
+    """Simulated events parsed as the ingest endpoint would, and their sums."""
+    events = SIM.events(now, count)
+    body = b"\n".join(json.dumps(e).encode() for e in events)
+    batch = parse_events(body, now_ms=int(now.timestamp() * 1000) + 1)
+    sums = Sums(sum(batch.displays), sum(batch.clicks), math.fsum(batch.cost))
+    return IngestRequest(_table(batch), len(batch), key, digest), sums
+
+
+def _observed(store: DuckDBEventStore, plan: QueryPlan = ALL_TIME) -> Sums:
+    total = Sums()
+    for batch in store.aggregate(plan):
+        columns = batch.to_pydict()
+        total += Sums(sum(columns["displays"]), sum(columns["clicks"]), math.fsum(columns["cost"]))
+    return total
+
+
+def _stored(store: DuckDBEventStore) -> Sums:
+    totals = store.totals()
+    return Sums(int(totals["displays"]), int(totals["clicks"]), float(totals["cost"]))
+
+
+def _assert_sums(got: Sums, expected: Sums) -> None:
+    assert (got.displays, got.clicks) == (expected.displays, expected.clicks)
+    assert math.isclose(got.cost, expected.cost, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.fixture
+def store() -> Iterator[DuckDBEventStore]:
+    store = DuckDBEventStore(":memory:", flush_interval=0.005)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _writer_paused(store: DuckDBEventStore) -> Iterator[None]:
+    """Hold the writer thread, so that everything submitted meanwhile is one flush."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_conn: object) -> None:
+        entered.set()
+        release.wait(TIMEOUT)
+
+    holder = threading.Thread(target=store.call, args=(hold,), daemon=True)
+    holder.start()
+    assert entered.wait(TIMEOUT), "the writer thread never ran the hold call"
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(TIMEOUT)
+        assert not holder.is_alive()
+
+
+# -- concurrent writers and readers --------------------------------------------------------
+
+
+def test_store_concurrent_submits_and_reads_sum_exactly(store: DuckDBEventStore) -> None:
+    writers, batches_per_writer, readers = 4, 20, 2
+    plans: list[list[tuple[IngestRequest, Sums]]] = [
+        [
+            _request(START + timedelta(seconds=37 * (w * batches_per_writer + b)), 25 + w)
+            for b in range(batches_per_writer)
+        ]
+        for w in range(writers)
+    ]
+    expected = Sums()
+    for requests in plans:
+        for _, sums in requests:
+            expected += sums
+    acknowledged = Sums()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def write(writer: int) -> int:
+        nonlocal acknowledged
+        pending: list[tuple[Future[IngestReceipt], IngestRequest, Sums]] = []
+        for index, (request, sums) in enumerate(plans[writer]):
+            pending.append((store.submit(request), request, sums))
+            # Writers 0 and 1 wait for every receipt; 2 and 3 let requests pile up.
+            if writer < 2 or index % 5 == 4:
+                for future, sent, done in pending:
+                    assert future.result(timeout=TIMEOUT) == IngestReceipt(sent.events)
+                    with lock:
+                        acknowledged += done
+                pending.clear()
+                if writer == 0 and index % 7 == 0:
+                    store.compact(FAR_FUTURE)
+        for future, sent, done in pending:
+            assert future.result(timeout=TIMEOUT) == IngestReceipt(sent.events)
+            with lock:
+                acknowledged += done
+        return writer
+
+    def read() -> int:
+        queries = 0
+        previous = Sums()
+        while not stop.is_set() or queries < 3:
+            with lock:
+                floor = acknowledged
+            seen = _observed(store)
+            # Acknowledged events are visible; sums only grow; nothing is invented.
+            assert seen.displays >= floor.displays and seen.clicks >= floor.clicks
+            assert seen.displays >= previous.displays and seen.clicks >= previous.clicks
+            assert seen.displays <= expected.displays and seen.clicks <= expected.clicks
+            previous = seen
+            queries += 1
+        return queries
+
+    with ThreadPoolExecutor(max_workers=writers + readers) as pool:
+        reading = [pool.submit(read) for _ in range(readers)]
+        writing = [pool.submit(write, w) for w in range(writers)]
+        try:
+            done, not_done = wait(writing, timeout=4 * TIMEOUT)
+            assert not not_done, "writers did not finish in time"
+            assert sorted(f.result() for f in writing) == list(range(writers))
+        finally:
+            stop.set()
+        done, not_done = wait(reading, timeout=TIMEOUT)
+        assert not not_done, "readers did not stop in time"
+        assert all(f.result() >= 3 for f in reading)
+
+    _assert_sums(_stored(store), expected)
+    _assert_sums(_observed(store), expected)
+    store.compact(FAR_FUTURE)
+    _assert_sums(_stored(store), expected)
+    _assert_sums(_observed(store), expected)
+
+
+# -- idempotency ---------------------------------------------------------------------------
+
+
+def test_store_idempotency_key_twice_in_one_flush_stores_once(store: DuckDBEventStore) -> None:
+    request, sums = _request(START, 30, key="client-1:abc", digest="d1")
+    with _writer_paused(store):
+        first = store.submit(request)
+        second = store.submit(request)
+    assert first.result(timeout=TIMEOUT) == IngestReceipt(request.events)
+    assert second.result(timeout=TIMEOUT) == IngestReceipt(request.events, duplicate=True)
+    _assert_sums(_stored(store), sums)
+
+
+def test_store_idempotency_key_across_flushes_stores_once(store: DuckDBEventStore) -> None:
+    request, sums = _request(START, 30, key="client-1:abc", digest="d1")
+    assert store.submit(request).result(timeout=TIMEOUT) == IngestReceipt(request.events)
+    # A retry carries the same body, so its rows equal; its event count is the stored one.
+    retry = IngestRequest(request.rows, 999, "client-1:abc", "d1")
+    receipt = store.submit(retry).result(timeout=TIMEOUT)
+    assert receipt == IngestReceipt(request.events, duplicate=True)
+    store.compact(FAR_FUTURE)
+    again = store.submit(retry).result(timeout=TIMEOUT)
+    assert again == IngestReceipt(request.events, duplicate=True)
+    _assert_sums(_stored(store), sums)
+
+
+def test_store_requests_without_key_are_never_deduplicated(store: DuckDBEventStore) -> None:
+    request, sums = _request(START, 30)
+    with _writer_paused(store):
+        futures = [store.submit(request) for _ in range(3)]
+    assert [f.result(timeout=TIMEOUT) for f in futures] == [IngestReceipt(request.events)] * 3
+    _assert_sums(_stored(store), sums + sums + sums)
+
+
+def test_store_idempotency_key_with_other_digest_conflicts(store: DuckDBEventStore) -> None:
+    request, sums = _request(START, 30, key="client-1:abc", digest="d1")
+    other, _ = _request(START + timedelta(minutes=3), 30, key="client-1:abc", digest="d2")
+    with _writer_paused(store):
+        first = store.submit(request)
+        same_flush = store.submit(other)
+    assert first.result(timeout=TIMEOUT) == IngestReceipt(request.events)
+    with pytest.raises(IdempotencyConflict):
+        same_flush.result(timeout=TIMEOUT)
+    with pytest.raises(IdempotencyConflict):
+        store.submit(other).result(timeout=TIMEOUT)
+    _assert_sums(_stored(store), sums)
+
+
+def test_store_idempotency_keys_are_independent(store: DuckDBEventStore) -> None:
+    one, sums_one = _request(START, 30, key="client-1:abc", digest="d")
+    two, sums_two = _request(START, 30, key="client-2:abc", digest="d")
+    with _writer_paused(store):
+        futures = [store.submit(one), store.submit(two)]
+    assert [f.result(timeout=TIMEOUT) for f in futures] == [
+        IngestReceipt(one.events),
+        IngestReceipt(two.events),
+    ]
+    _assert_sums(_stored(store), sums_one + sums_two)
+
+
+# -- failed flushes ------------------------------------------------------------------------
+
+
+def _null_advertiser(request: IngestRequest) -> IngestRequest:
+    """Same schema, but a null in a NOT NULL column: the insert fails inside DuckDB."""
+    index = ROLLUP_SCHEMA.get_field_index("advertiser_id")
+    column = pa.array([None] * request.rows.num_rows, pa.int64())
+    return IngestRequest(request.rows.set_column(index, "advertiser_id", column), request.events)
+
+
+def test_store_failed_flush_stores_nothing_of_it(store: DuckDBEventStore) -> None:
+    before, before_sums = _request(START, 20)
+    assert store.submit(before).result(timeout=TIMEOUT) == IngestReceipt(before.events)
+    catalog = store.catalog(tuple(a.advertiser_id for a in SIM.world.advertisers))
+    good, good_sums = _request(START + timedelta(minutes=1), 30, key="client-1:good", digest="g")
+    bad = _null_advertiser(_request(START + timedelta(minutes=2), 30)[0])
+    with _writer_paused(store):
+        good_future = store.submit(good)
+        bad_future = store.submit(bad)
+    # Group commit: the flush is one transaction, so the good request fails with the bad.
+    for future in (good_future, bad_future):
+        with pytest.raises(StoreError):
+            future.result(timeout=TIMEOUT)
+    _assert_sums(_stored(store), before_sums)
+    _assert_sums(_observed(store), before_sums)
+    assert store.catalog(tuple(a.advertiser_id for a in SIM.world.advertisers)) == catalog
+    # The store still works, and the failed request's key was not recorded.
+    assert store.submit(good).result(timeout=TIMEOUT) == IngestReceipt(good.events)
+    _assert_sums(_stored(store), before_sums + good_sums)
+
+
+def test_store_duplicate_of_failed_request_is_not_acknowledged(store: DuckDBEventStore) -> None:
+    request, sums = _request(START, 30)
+    bad = _null_advertiser(request)
+    bad = IngestRequest(bad.rows, bad.events, "client-1:abc", "d1")
+    with _writer_paused(store):
+        first = store.submit(bad)
+        retry = store.submit(bad)
+    # Nothing was stored, so the retry must not be told it is a stored duplicate.
+    for future in (first, retry):
+        with pytest.raises(StoreError):
+            future.result(timeout=TIMEOUT)
+    assert _stored(store) == Sums()
+    # The key was not recorded: the corrected body is stored under it.
+    fixed = IngestRequest(request.rows, request.events, "client-1:abc", "d1")
+    assert store.submit(fixed).result(timeout=TIMEOUT) == IngestReceipt(request.events)
+    _assert_sums(_stored(store), sums)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a non-DuckDB error in _flush (pa.concat_tables on mismatched schemas) kills the "
+    "writer thread: futures never resolve and the store accepts no more writes",
+)
+def test_store_request_with_wrong_schema_fails_alone(store: DuckDBEventStore) -> None:
+    good, _ = _request(START, 30)
+    wrong = IngestRequest(good.rows.drop_columns(["seller_name"]), good.events)
+    with _writer_paused(store):
+        good_future = store.submit(good)
+        wrong_future = store.submit(wrong)
+    outcomes: list[BaseException | IngestReceipt | None] = []
+    for future in (good_future, wrong_future):
+        try:
+            outcomes.append(future.result(timeout=5))
+        except FutureTimeout:
+            outcomes.append(None)
+        except Exception as exc:
+            outcomes.append(exc)
+    assert None not in outcomes, "a future never resolved"
+    assert isinstance(outcomes[1], StoreError | ValueError | TypeError)
+    later, later_sums = _request(START + timedelta(minutes=5), 10)
+    try:
+        receipt = store.submit(later).result(timeout=5)
+    except FutureTimeout:
+        raise AssertionError("the writer thread is gone: a later submit never resolves") from None
+    assert receipt == IngestReceipt(later.events)
