@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mpo_realtime.api.metrics import Metrics
@@ -46,6 +47,19 @@ def open_event_store(
     )
 
 
+def _refuse_lost_event_store(settings: Settings, jobs: SqlJobStore) -> None:
+    """A missing event store beside a job store that has run exports was lost or moved:
+    starting an empty one would silently answer every report with nothing."""
+    path = Path(settings.resolved_event_store_url.removeprefix("duckdb:///"))
+    if settings.allow_new_event_store or path.name == ":memory:" or path.exists():
+        return
+    if sum(jobs.status_counts().values()):
+        raise StoreError(
+            f"event store {path} is missing, but the job store has exports: was it moved "
+            "or lost? Restore it, or set MPO_ALLOW_NEW_EVENT_STORE=true to start empty."
+        )
+
+
 @dataclass
 class Services:
     """Every long-lived part of one process."""
@@ -72,6 +86,7 @@ class Services:
         metrics = Metrics()
         jobs = SqlJobStore(settings.resolved_job_store_url)
         jobs.migrate()
+        _refuse_lost_event_store(settings, jobs)
         events = open_event_store(settings, on_stored=metrics.ingested)
         metrics.watch(jobs=jobs, events=events)
         files = LocalFileStore(settings.resolved_export_dir)

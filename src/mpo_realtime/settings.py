@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     job_store_url: str | None = Field(
         None, description="Job and client store, sqlite:///... or postgresql+psycopg://..."
     )
+    allow_new_event_store: bool = Field(
+        False, description="Start with a new, empty event store although exports exist."
+    )
     export_dir: Path | None = Field(None, description="Where export files live (data_dir/exports).")
     signing_key: str | None = Field(
         None, description="Access-token signing key (default: generated into data_dir)."

@@ -200,3 +200,27 @@ def test_event_store_locked_by_another_process_is_a_clear_error(
     assert done.returncode == 1
     assert "another process" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_missing_event_store_beside_exports_is_a_clear_error(tmp_path: Path) -> None:
+    client = create_client(tmp_path, "321")
+    server = Server(tmp_path).start()
+    try:
+        body = {"data": {"attributes": {"advertiserIds": ["321"], "lookbackWindow": 60}}}
+        answer = httpx.post(
+            f"{server.base}{STATS}/realtime-reports/export",
+            json=body,
+            headers=server.token(client),
+            timeout=30,
+        )
+        assert answer.status_code == 200
+    finally:
+        server.stop()
+    (tmp_path / "events.duckdb").unlink()
+    done = mpo("serve", "--port", "1", data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "event store" in done.stderr and "missing" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    # The operator's way out is explicit.
+    allowed = Server(tmp_path, allow_new_event_store="true").start()
+    allowed.stop()

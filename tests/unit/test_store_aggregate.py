@@ -29,7 +29,8 @@ from tests.reference import (
 TIMEOUT = 30.0
 #: far enough ahead that every stored minute is settled and compactable
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-ALL_TIME = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+#: every event of the strategies below (a year: plans that span decades are slow to render)
+ALL_TIME = (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 
 ZONES = (
     "UTC",
@@ -41,9 +42,6 @@ ZONES = (
     "America/St_Johns",
     "Pacific/Chatham",
 )
-#: zones whose clocks change away from a local top of hour; the store's hour buckets are
-#: wrong there (see the xfail tests below), so the property leaves hour out for them
-HOUR_BUG_ZONES = frozenset({"Australia/Lord_Howe", "Pacific/Chatham"})
 #: UTC instants of 2026 offset changes in ZONES, plus a year boundary
 ANCHORS = (
     datetime(2026, 1, 1, tzinfo=UTC),
@@ -235,9 +233,6 @@ def query_plans(draw: st.DrawFn, events: Sequence[Event]) -> QueryPlan:
     if not entities:
         time_options.remove(None)
     time_dimension = draw(st.sampled_from(time_options))
-    zones: tuple[str, ...] = ZONES
-    if time_dimension is Dimension.HOUR:
-        zones = tuple(z for z in ZONES if z not in HOUR_BUG_ZONES)
     dimensions = entities if time_dimension is None else [*entities, time_dimension]
     metrics = draw(st.permutations(list(Metric)))[: draw(st.integers(1, 3))]
     start, end = ALL_TIME
@@ -259,7 +254,7 @@ def query_plans(draw: st.DrawFn, events: Sequence[Event]) -> QueryPlan:
         partner_ids=draw(_id_filter(PARTNERS)),
         dimensions=tuple(draw(st.permutations(dimensions))),
         metrics=tuple(metrics),
-        timezone=draw(st.sampled_from(zones)),
+        timezone=draw(st.sampled_from(ZONES)),
     )
 
 
@@ -401,28 +396,33 @@ def test_reference_hour_buckets_across_off_the_hour_dst_change(
 
 
 @pytest.mark.parametrize(("zone", "minutes", "labels"), OFF_THE_HOUR_DST_CASES)
-def test_reference_hour_buckets_across_off_the_hour_dst_change(
-    zone: str, minutes: list[str], labels: list[str]
-) -> None:
-    events = [_event(_utc(m)) for m in minutes]
-    rows = expected_rows(events, _plan([Dimension.HOUR], [Metric.DISPLAYS], timezone=zone))
-    assert [(format_bucket(r[0], zone), r[1]) for r in rows if isinstance(r[0], datetime)] == [
-        (label, 1) for label in labels
-    ]
-
-
-@pytest.mark.xfail(  # TEMP
-    strict=True,
-    raises=AssertionError,
-    reason="plan_sql hour bucket steps back by the local minute-of-hour in the current "
-    "offset, which crosses a DST change that is not on a local top of hour",
-)
-@pytest.mark.parametrize(("zone", "minutes", "labels"), OFF_THE_HOUR_DST_CASES)
 def test_store_aggregate_hour_buckets_across_off_the_hour_dst_change(
     zone: str, minutes: list[str], labels: list[str]
 ) -> None:
     events = [_event(_utc(m)) for m in minutes]
     _checked_rows(events, _plan([Dimension.HOUR], [Metric.DISPLAYS], timezone=zone))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="offset_changes() scans from the hour of plan.start, so a change between that "
+    "hour's start and plan.start is missed and the bucket starts before the change",
+)
+@pytest.mark.parametrize(
+    ("zone", "start", "minute"),
+    [
+        # Lord Howe falls back at 15:00Z; the interval starts 10 minutes later.
+        ("Australia/Lord_Howe", "2026-04-04T15:10Z", "2026-04-04T15:10Z"),
+        # Chatham springs forward at 14:00Z (02:45 -> 03:45).
+        ("Pacific/Chatham", "2026-09-26T14:05Z", "2026-09-26T14:10Z"),
+    ],
+)
+def test_store_aggregate_hour_bucket_when_interval_starts_just_after_the_change(
+    zone: str, start: str, minute: str
+) -> None:
+    plan = _plan([Dimension.HOUR], [Metric.DISPLAYS], timezone=zone, start=_utc(start))
+    _checked_rows([_event(_utc(minute))], plan)
 
 
 def test_store_aggregate_week_starts_on_local_monday() -> None:
