@@ -24,16 +24,16 @@ __all__ = [
 #: one row of the minute roll-up; also the shape ingestion hands to a store
 ROLLUP_SCHEMA = pa.schema(
     [
-        ("minute", pa.timestamp("us", tz="UTC")),
-        ("advertiser_id", pa.int64()),
-        ("partner_id", pa.int64()),
-        ("campaign_id", pa.int64()),
-        ("seller_id", pa.int64()),
-        ("product_id", pa.string()),
-        ("displays", pa.int64()),
-        ("clicks", pa.int64()),
-        ("cost", pa.float64()),
-        ("seller_name", pa.string()),
+        pa.field("minute", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("advertiser_id", pa.int64(), nullable=False),
+        pa.field("partner_id", pa.int64(), nullable=False),
+        pa.field("campaign_id", pa.int64(), nullable=False),
+        pa.field("seller_id", pa.int64(), nullable=False),
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("displays", pa.int64(), nullable=False),
+        pa.field("clicks", pa.int64(), nullable=False),
+        pa.field("cost", pa.float64(), nullable=False),
+        pa.field("seller_name", pa.string(), nullable=True),
     ]
 )
 

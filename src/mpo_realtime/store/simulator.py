@@ -26,6 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from mpo_realtime.domain.events import EVENT_FIELDS
+from mpo_realtime.store.base import ROLLUP_SCHEMA
+
 __all__ = [
     "EVENT_SCHEMA",
     "Advertiser",
@@ -35,20 +38,7 @@ __all__ = [
     "World",
 ]
 
-EVENT_SCHEMA: pa.Schema = pa.schema(
-    [
-        pa.field("minute", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("advertiser_id", pa.int64(), nullable=False),
-        pa.field("partner_id", pa.int64(), nullable=False),
-        pa.field("campaign_id", pa.int64(), nullable=False),
-        pa.field("seller_id", pa.int64(), nullable=False),
-        pa.field("product_id", pa.string(), nullable=False),
-        pa.field("displays", pa.int64(), nullable=False),
-        pa.field("clicks", pa.int64(), nullable=False),
-        pa.field("cost", pa.float64(), nullable=False),
-        pa.field("seller_name", pa.string(), nullable=True),
-    ]
-)
+EVENT_SCHEMA: pa.Schema = ROLLUP_SCHEMA
 
 _IntArray = npt.NDArray[np.int64]
 _FloatArray = npt.NDArray[np.float64]
@@ -79,18 +69,7 @@ _ZIPF_EXPONENT = 1.05  # top 10 % of a 500-product catalogue get ~70 % of displa
 _OWNER_SHARE = 0.85  # share of a product's displays shown by its owning seller
 _MINUTE_NOISE_SIGMA = 0.15  # per advertiser and minute, on top of Poisson noise
 _ODD_PRODUCT_SHARE = 0.01  # product IDs with commas, quotes or non-ASCII letters
-_EVENT_KEYS = (
-    "timestamp",
-    "advertiserId",
-    "partnerId",
-    "campaignId",
-    "sellerId",
-    "productId",
-    "displays",
-    "clicks",
-    "cost",
-    "sellerName",
-)
+_EVENT_KEYS = EVENT_FIELDS
 
 _SURNAMES = (
     "Durand", "Lefèvre", "Moreau", "Girard", "Rousseau", "Faure", "Bernard", "Dubois",
