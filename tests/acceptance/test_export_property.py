@@ -147,9 +147,9 @@ def test_export_matches_the_naive_reference(api: Api) -> None:
         api.run_jobs()
         answer = api.download(created.json()["exportId"], headers)
         assert answer.status_code == 200
-        plan = QueryPlan.from_json(
-            api.services.jobs.get_job(created.json()["exportId"]).spec["plan"]
-        )  # type: ignore[union-attr]
+        job = api.services.jobs.get_job(created.json()["exportId"])
+        assert job is not None
+        plan = QueryPlan.from_json(job.spec["plan"])
         expected = [
             [format_bucket(v, plan.timezone) if isinstance(v, datetime) else v for v in row]
             for row in expected_rows(events, plan)
