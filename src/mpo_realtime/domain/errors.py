@@ -5,8 +5,7 @@ Hierarchy::
     MpoError
     ├── ProblemError          one or more API problems (validation, scope, lifecycle)
     ├── AuthenticationError   missing, malformed, expired or revoked token
-    ├── StoreError            an event or job store failed (driver error kept as __cause__)
-    └── ExportWriteError      writing an export file failed (disk full, ...)
+    └── StoreError            an event or job store failed (driver error kept as __cause__)
 
 The HTTP status of each code lives in ``api/errors.py``; the domain only names them.
 """
@@ -15,6 +14,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+__all__ = [
+    "CODE_INFO",
+    "AuthenticationError",
+    "ErrorCode",
+    "ErrorType",
+    "MpoError",
+    "Problem",
+    "ProblemError",
+    "StoreError",
+]
 
 
 class ErrorType(enum.StrEnum):
@@ -157,7 +167,3 @@ class AuthenticationError(MpoError):
 
 class StoreError(MpoError):
     """A store could not serve the request."""
-
-
-class ExportWriteError(MpoError):
-    """Writing the export file failed."""
