@@ -126,7 +126,7 @@ def _parse_id(value: Any) -> int:
 
 def _parse_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise _FieldError("must be a non-negative integer below 2^53")
+        raise _FieldError("must be a non-negative integer of at most 2^53")
     return value
 
 

@@ -89,7 +89,7 @@ _MINUTE = timedelta(minutes=1)
 
 @functools.lru_cache(maxsize=256)
 def offset_changes(timezone: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
-    """UTC instants in ``[start, end]`` at which ``timezone`` changes its UTC offset.
+    """UTC instants in ``[start - 1 h, end]`` at which ``timezone`` changes its offset.
 
     Hour buckets start at a local top of hour or at such a change, whichever is later:
     a zone may change its clocks off the hour (Pacific/Chatham at 02:45, or
@@ -97,14 +97,16 @@ def offset_changes(timezone: str, start: datetime, end: datetime) -> tuple[datet
     """
     zone = ZoneInfo(timezone)
     changes: list[datetime] = []
-    low = start.replace(minute=0, second=0, microsecond=0)
+    # From an hour before the start: a change just before it still cuts its hour.
+    low = start.replace(minute=0, second=0, microsecond=0) - _HOUR
     while low < end:
         high = low + _HOUR
-        if low.astimezone(zone).utcoffset() != high.astimezone(zone).utcoffset():
-            moment = low
-            while moment.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset():
+        before = low.astimezone(zone).utcoffset()
+        if before != high.astimezone(zone).utcoffset():
+            moment = low + _MINUTE
+            while moment.astimezone(zone).utcoffset() == before:
                 moment += _MINUTE
-            if start <= moment <= end:
+            if moment <= end:
                 changes.append(moment)
         low = high
     return tuple(changes)

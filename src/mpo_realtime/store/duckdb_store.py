@@ -11,6 +11,7 @@ whether or not compaction has folded the rows yet.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.store.base import (
+    ROLLUP_SCHEMA,
     Catalog,
     IdempotencyConflict,
     IngestReceipt,
@@ -58,6 +60,13 @@ class _Call:
 
 
 _STOP = object()
+
+
+def _conformed(rows: pa.Table) -> pa.Table:
+    """``rows`` with exactly the roll-up schema (same columns; nullability may differ)."""
+    if rows.schema.equals(ROLLUP_SCHEMA):
+        return rows
+    return rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
 
 
 def _resolve_repeat(item: _Ingest, events: int, digest: str | None) -> None:
@@ -128,6 +137,14 @@ class DuckDBEventStore:
 
     def submit(self, request: IngestRequest) -> Future[IngestReceipt]:
         item = _Ingest(request)
+        try:
+            rows = _conformed(request.rows)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            # Refused alone, so that it cannot fail the other requests of its flush.
+            item.future.set_exception(StoreError(f"rows do not fit the roll-up: {exc}"))
+            return item.future
+        if rows is not request.rows:
+            item = _Ingest(dataclasses.replace(request, rows=rows))
         self._put(item)
         return item.future
 
@@ -223,7 +240,9 @@ class DuckDBEventStore:
             conn.execute(SQL["insert_catalog"])
             conn.execute(SQL["insert_seller_names"])
         finally:
-            conn.unregister("incoming")
+            # In an aborted transaction unregister fails too; the first error is the one.
+            with contextlib.suppress(duckdb.Error):
+                conn.unregister("incoming")
         low, high = pc.min_max(table["minute"]).values()
         span = (low.as_py(), high.as_py())
         self._dirty = (
@@ -260,10 +279,12 @@ class DuckDBEventStore:
                     accepted.append(item)
             if accepted:
                 self._commit(conn, accepted)
-        except StoreError as exc:
+        except Exception as exc:
+            # Whatever failed, every waiting request hears of it and the writer carries on.
+            error = exc if isinstance(exc, StoreError) else StoreError(f"flush failed: {exc}")
             for item in batch:
                 if not item.future.done():
-                    item.future.set_exception(exc)
+                    item.future.set_exception(error)
             log.error("flush of %d requests failed: %s", len(batch), exc)
             return
         if self.on_stored is not None:
