@@ -32,8 +32,13 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Benchmarks are long and measure this machine: run them by hand, figures in docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_writers.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_exports.py
+	$(BIN)/python benchmarks/bench_poll.py
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
