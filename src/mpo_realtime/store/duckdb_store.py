@@ -171,9 +171,16 @@ class DuckDBEventStore:
 
         return int(self.call(run))
 
-    def compact(self, now: datetime | None = None) -> None:
-        """Fold rows of settled minutes touched since the last compaction."""
-        self.call(lambda conn: self._compact(conn, now or datetime.now(UTC)))
+    def compact(self, now: datetime | None = None, *, step: timedelta | None = None) -> bool:
+        """Fold rows of settled minutes touched since the last compaction.
+
+        With ``step``, fold at most that span of minutes; True if more remain.
+        """
+        moment = now or datetime.now(UTC)
+        return bool(self.call(lambda conn: self._compact(conn, moment, step=step)))
+
+    #: minutes folded per maintenance step, so ingestion waits at most one step's time
+    compaction_step = timedelta(minutes=15)
 
     def _put(self, item: object) -> None:
         if self._closed:
@@ -214,8 +221,9 @@ class DuckDBEventStore:
                     item = None
             self._flush(batch)
             if time.monotonic() >= next_maintenance:
-                self._maintenance()
-                next_maintenance = time.monotonic() + self.maintenance_interval
+                more = self._maintenance()
+                # With more to fold, the next step follows the next flush at once.
+                next_maintenance = time.monotonic() + (0.0 if more else self.maintenance_interval)
 
     def _execute_call(self, item: _Call) -> None:
         try:
@@ -224,12 +232,14 @@ class DuckDBEventStore:
         except BaseException as exc:  # handed to the caller, who re-raises it
             item.future.set_exception(exc)
 
-    def _maintenance(self) -> None:
+    def _maintenance(self) -> bool:
+        """One compaction step; True if more work is waiting."""
         try:
             with _translated("compact"):
-                self._compact(self._conn, datetime.now(UTC))
+                return self._compact(self._conn, datetime.now(UTC), step=self.compaction_step)
         except StoreError:
             log.exception("event store maintenance failed")
+            return False
 
     def _insert(self, conn: duckdb.DuckDBPyConnection, table: pa.Table, *, aggregate: bool) -> None:
         if table.num_rows == 0:
@@ -323,14 +333,20 @@ class DuckDBEventStore:
                 conn.execute("ROLLBACK")
                 raise
 
-    def _compact(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    def _compact(
+        self, conn: duckdb.DuckDBPyConnection, now: datetime, *, step: timedelta | None = None
+    ) -> bool:
+        """Fold the dirty settled minutes, at most ``step`` of them; True if more remain."""
         if self._dirty is None:
-            return
+            return False
         low, high = self._dirty
         cutoff = now.replace(second=0, microsecond=0) - _LIVE
         if low >= cutoff:
-            return
-        params = {"lo": low, "hi": min(high + timedelta(minutes=1), cutoff)}
+            return False
+        stop = min(high + timedelta(minutes=1), cutoff)
+        if step is not None:
+            stop = min(stop, low + step)
+        params = {"lo": low, "hi": stop}
         conn.execute("BEGIN")
         try:
             for statement in _statements(SQL["compact"]):
@@ -340,7 +356,8 @@ class DuckDBEventStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._dirty = None if high < cutoff else (cutoff, high)
+        self._dirty = None if stop > high else (stop, high)
+        return self._dirty is not None and self._dirty[0] < cutoff
 
     # -- reads --------------------------------------------------------------------------
 
