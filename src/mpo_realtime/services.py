@@ -43,6 +43,7 @@ def open_event_store(
     return DuckDBEventStore(
         url.removeprefix("duckdb:///"),
         flush_interval=settings.flush_interval_seconds,
+        memory_limit=settings.event_store_memory_limit,
         on_stored=on_stored,
     )
 

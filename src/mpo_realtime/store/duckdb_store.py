@@ -102,6 +102,7 @@ class DuckDBEventStore:
         max_buffer_rows: int = 500_000,
         maintenance_interval: float = 30.0,
         threads: int | None = None,
+        memory_limit: str | None = None,
         on_stored: Callable[[int, int], None] | None = None,
     ) -> None:
         self.path = str(path)
@@ -112,9 +113,16 @@ class DuckDBEventStore:
         self.maintenance_interval = maintenance_interval
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, str | bool | int | float | list[str]] = (
-            {"threads": threads} if threads else {}
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            # Big sorts then spill to a temporary directory instead of growing the process.
+            config["memory_limit"] = memory_limit
+            # Results are ordered by ORDER BY; keeping scan order only costs memory.
+            config["preserve_insertion_order"] = False
+            if self.path != ":memory:":
+                config["temp_directory"] = f"{self.path}.tmp"
         try:
             self._conn = duckdb.connect(self.path, config=config)
             self._conn.execute("SET TimeZone = 'UTC'")
