@@ -4,7 +4,9 @@ Three parts, each with a baseline measured in the same run:
 
 * ``bulk``: rows/s of ``DuckDBEventStore.append`` on Arrow tables made by the simulator's
   back-fill, against DuckDB's own ``INSERT INTO t SELECT ... FROM arrow_table`` into a bare
-  table of the roll-up schema.
+  table of the roll-up schema (maintenance held off meanwhile). Then the compaction that
+  maintenance would run on the appended span, and how long an ingest request waits
+  behind it.
 * ``http``: a real ``mpo serve`` on 127.0.0.1 and a separate load process (this script in
   ``--load-worker`` mode, httpx on asyncio) posting pre-serialised 1,000-event bodies for a
   bounded time; events/s, request latency, then (server stopped) the stored displays must

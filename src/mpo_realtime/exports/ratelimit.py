@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -53,6 +54,24 @@ class RateLimited(MpoError):
         self.decision = decision
 
 
+class _SteadyMemoryStorage(MemoryStorage):
+    """``limits``' memory storage, sweeping expired keys once a second.
+
+    The library starts a new 10 ms timer thread whenever the previous one has ended, so
+    under steady traffic it starts a thread about a hundred times a second, and each
+    start blocks the caller, here the event loop (measured: p50 8 ms, max 127 ms per hit
+    while another thread ran Python code). Counts are unchanged: expired keys are also
+    dropped when they are read.
+    """
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # the private hook it calls
+        if not self.timer.is_alive():
+            sweep = self._MemoryStorage__expire_events  # type: ignore[attr-defined]
+            self.timer = threading.Timer(1.0, sweep)
+            self.timer.daemon = True
+            self.timer.start()
+
+
 class RateLimiter:
     """Sliding-window budgets keyed by ``(budget, key)``.
 
@@ -66,7 +85,7 @@ class RateLimiter:
             storage = (
                 storage_from_string(storage_url, key_prefix=namespace)
                 if self.shared
-                else MemoryStorage()
+                else _SteadyMemoryStorage()
             )
         except Exception as exc:  # limits raises ConfigurationError and driver errors
             raise StoreError(f"rate-limit storage {storage_url!r} is unusable: {exc}") from exc

@@ -160,7 +160,14 @@ class DuckDBEventStore:
         table = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
 
         def bulk(conn: duckdb.DuckDBPyConnection) -> int:
-            self._insert(conn, table, aggregate=False)
+            # One transaction: roll-up rows never stand without their catalog entries.
+            conn.execute("BEGIN")
+            try:
+                self._insert(conn, table, aggregate=False)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             return int(table.num_rows)
 
         return int(self.call(bulk))
