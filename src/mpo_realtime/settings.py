@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         None, description="Job and client store, sqlite:///... or postgresql+psycopg://..."
     )
     event_store_memory_limit: str = Field(
-        "256MB", description="DuckDB memory limit; larger queries spill to disk beside it."
+        "160MB", description="DuckDB memory limit; larger queries spill to disk beside it."
     )
     allow_new_event_store: bool = Field(
         False, description="Start with a new, empty event store although exports exist."
