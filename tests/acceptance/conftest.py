@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +18,23 @@ from mpo_realtime.settings import Settings
 from mpo_realtime.store.base import ROLLUP_SCHEMA
 
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
+
+
+def ingest_event(*, age: timedelta = timedelta(minutes=5), **overrides: Any) -> dict[str, Any]:
+    """One valid ingest event, ``age`` old, with ``overrides`` applied."""
+    moment = datetime.now(UTC) - age
+    return {
+        "timestamp": moment.isoformat().replace("+00:00", "Z"),
+        "advertiserId": "321",
+        "partnerId": "7",
+        "campaignId": "12345",
+        "sellerId": "254614150",
+        "productId": "SKU-1",
+        "displays": 3,
+        "clicks": 1,
+        "cost": 0.25,
+        **overrides,
+    }
 
 
 @dataclass

@@ -9,25 +9,12 @@ import orjson
 import pytest
 
 from mpo_realtime.domain.jobs import Role
-from tests.acceptance.conftest import Api
+from tests.acceptance.conftest import Api, ingest_event
 
 INGEST = "/ingest/v1/events"
 
 
-def _event(**overrides: Any) -> dict[str, Any]:
-    moment = datetime.now(UTC) - timedelta(minutes=5)
-    return {
-        "timestamp": moment.isoformat().replace("+00:00", "Z"),
-        "advertiserId": "321",
-        "partnerId": "7",
-        "campaignId": "12345",
-        "sellerId": "254614150",
-        "productId": "SKU-1",
-        "displays": 3,
-        "clicks": 1,
-        "cost": 0.25,
-        **overrides,
-    }
+_event = ingest_event
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from mpo_realtime.api.routes.reports import BASE
 from mpo_realtime.domain.jobs import JobStatus, Role
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.logs import JsonFormatter
-from tests.acceptance.conftest import Api
+from tests.acceptance.conftest import Api, ingest_event
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -101,19 +101,7 @@ def test_metrics_after_create_run_download(api: Api) -> None:
 
 
 def _event(**overrides: Any) -> dict[str, Any]:
-    moment = datetime.now(UTC) - timedelta(minutes=2)
-    return {
-        "timestamp": moment.isoformat().replace("+00:00", "Z"),
-        "advertiserId": "321",
-        "partnerId": "7",
-        "campaignId": "12345",
-        "sellerId": "254614150",
-        "productId": "SKU-1",
-        "displays": 3,
-        "clicks": 1,
-        "cost": 0.25,
-        **overrides,
-    }
+    return ingest_event(age=timedelta(minutes=2), **overrides)
 
 
 def test_metrics_count_ingested_events_and_freshness(api: Api) -> None:
