@@ -3,7 +3,7 @@
 A real ``mpo serve`` on loopback (stopped by its PID at the end). This process is the
 load: report clients create exports (a few distinct requests, so most are cache hits)
 and poll them every ``--poll-interval`` seconds, as the source tells integrators to;
-an ingest task sends 1,000-event batches at ``--ingest-rate``. Everything is bounded by
+a second process sends 1,000-event ingest batches at ``--ingest-rate``. Everything is bounded by
 ``--seconds``. At the end the server is stopped and the store is checked: every
 acknowledged event is there, exactly once.
 
@@ -16,11 +16,13 @@ import argparse
 import asyncio
 import collections
 import json
+import multiprocessing
 import random
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -81,39 +83,69 @@ async def report_client(
 
 
 async def ingest(
-    http: httpx.AsyncClient,
+    url: str,
     headers: dict[str, str],
     bodies: list[tuple[bytes, int, int]],
     rate: int,
-    deadline: float,
+    seconds: float,
     tally: Tally,
 ) -> None:
-    per_second = max(1, rate // 1000)
-    index = 0
-    while time.monotonic() < deadline:
-        tick = time.monotonic()
+    """Open loop: a 1,000-event request every 1000/rate s, at most 48 in flight."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    gate = asyncio.Semaphore(48)
 
-        async def send(body: bytes, events: int, displays: int, key: str) -> None:
-            started = time.monotonic()
-            try:
-                answer = await http.post(
-                    "/ingest/v1/events", content=body, headers={**headers, "Idempotency-Key": key}
-                )
-            except httpx.HTTPError:
-                tally.transport_errors += 1
-                return
-            tally.record("ingest", answer.status_code, time.monotonic() - started)
-            if answer.status_code == 200 and not answer.json()["duplicate"]:
-                tally.acked_events += events
-                tally.acked_displays += displays
+    async def send(http: httpx.AsyncClient, index: int) -> None:
+        body, events, displays = bodies[index % len(bodies)]
+        started = time.monotonic()
+        try:
+            answer = await http.post(
+                "/ingest/v1/events",
+                content=body,
+                headers={**headers, "Idempotency-Key": f"load-{index}"},
+            )
+        except httpx.HTTPError:
+            tally.transport_errors += 1
+            return
+        finally:
+            gate.release()
+        tally.record("ingest", answer.status_code, time.monotonic() - started)
+        if answer.status_code == 200 and not answer.json()["duplicate"]:
+            tally.acked_events += events
+            tally.acked_displays += displays
 
-        sends = []
-        for _ in range(per_second):
-            body, events, displays = bodies[index % len(bodies)]
-            sends.append(send(body, events, displays, f"load-{index}"))
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        start = time.monotonic()
+        deadline = start + seconds
+        pending: list[asyncio.Task[None]] = []
+        index = 0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(max(0.0, start + index * 1000 / rate - time.monotonic()))
+            await gate.acquire()
+            pending.append(asyncio.create_task(send(http, index)))
             index += 1
-        await asyncio.gather(*sends)
-        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        await asyncio.wait_for(asyncio.gather(*pending), 120)
+
+
+def ingest_process(
+    url: str,
+    headers: dict[str, str],
+    bodies: list[tuple[bytes, int, int]],
+    rate: int,
+    seconds: float,
+    out: Any,
+) -> None:
+    """The ingest load in a process of its own, so report clients cannot starve it."""
+    tally = Tally()
+    asyncio.run(ingest(url, headers, bodies, rate, seconds, tally))
+    out.put(
+        (
+            dict(tally.status),
+            tally.latency["ingest"],
+            tally.acked_events,
+            tally.acked_displays,
+            tally.transport_errors,
+        )
+    )
 
 
 async def run(
@@ -143,8 +175,25 @@ async def run(
             )
             for i in range(args.clients)
         ]
-        tasks.append(ingest(http, ingest_headers, bodies, args.ingest_rate, deadline, tally))
-        await asyncio.wait_for(asyncio.gather(*tasks), args.seconds + 120)
+        results: Any = multiprocessing.Queue()
+        feeder = multiprocessing.Process(
+            target=ingest_process,
+            args=(url, ingest_headers, bodies, args.ingest_rate, args.seconds, results),
+        )
+        feeder.start()
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), args.seconds + 120)
+            status, latency, events, displays, errors = await asyncio.to_thread(
+                results.get, True, 180
+            )
+        finally:
+            feeder.join(timeout=30)
+            if feeder.is_alive():
+                feeder.kill()
+    tally.status.update(status)
+    tally.latency["ingest"] = latency
+    tally.acked_events, tally.acked_displays = events, displays
+    tally.transport_errors += errors
     return tally
 
 
