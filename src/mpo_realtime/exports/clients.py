@@ -42,6 +42,8 @@ _IAT_SKEW_SECONDS = 60
 _CLAIMS = ["sub", "iat", "exp", "iss", "jti"]
 _BAD_CREDENTIALS = "invalid client credentials"
 _CACHE_MAX_ENTRIES = 1024
+#: tokens whose signature was checked, kept by ``TokenSigner``
+_VERIFIED_MAX = 10_000
 
 
 def hash_secret(secret: str, *, hasher: PasswordHasher | None = None) -> str:
@@ -92,6 +94,7 @@ class TokenSigner:
         self._key = raw
         self._ttl_seconds = int(ttl.total_seconds())
         self._issuer = issuer
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, client_id: str, *, now: datetime) -> IssuedToken:
         issued_at = int(now.timestamp())
@@ -109,7 +112,14 @@ class TokenSigner:
         """The client id the token was issued to; :class:`AuthenticationError` otherwise."""
         if not token:
             raise AuthenticationError("missing access token")
-        claims = self._decode(token)
+        # A token that verified once is the same bytes with the same signature: keep its
+        # claims (the time checks below still run against ``now`` on every call).
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[token] = claims
         moment = now.timestamp()
         expires = claims["exp"]
         issued = claims["iat"]
