@@ -312,3 +312,11 @@ def test_service_without_cache_reads_every_time(
 
     with pytest.raises(AuthenticationError, match="unknown or revoked"):
         service.authenticate_token(token, now=NOW)
+
+
+def test_token_signer_verified_token_still_expires(signer: TokenSigner) -> None:
+    token = signer.issue("client-1", now=NOW).access_token
+    assert signer.verify(token, now=NOW) == "client-1"  # verified once: its claims are kept
+    assert signer.verify(token, now=NOW + timedelta(minutes=14)) == "client-1"
+    with pytest.raises(AuthenticationError, match="expired"):
+        signer.verify(token, now=NOW + timedelta(minutes=15))
