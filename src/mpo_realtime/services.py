@@ -61,6 +61,15 @@ def _refuse_lost_event_store(settings: Settings, jobs: SqlJobStore) -> None:
         )
 
 
+def client_service(settings: Settings, store: SqlJobStore) -> ClientService:
+    """Clients and access tokens over ``store``, signed with the configured key."""
+    signer = TokenSigner(
+        key=settings.resolved_signing_key(),
+        ttl=timedelta(seconds=settings.token_ttl_seconds),
+    )
+    return ClientService(store=store, signer=signer)
+
+
 @dataclass
 class Services:
     """Every long-lived part of one process."""
@@ -92,10 +101,6 @@ class Services:
         metrics.watch(jobs=jobs, events=events)
         files = LocalFileStore(settings.resolved_export_dir)
         files.clean_partials()
-        signer = TokenSigner(
-            key=settings.resolved_signing_key(),
-            ttl=timedelta(seconds=settings.token_ttl_seconds),
-        )
         runner = JobRunner(
             jobs=jobs,
             events=events,
@@ -120,7 +125,7 @@ class Services:
             events=events,
             jobs=jobs,
             files=files,
-            clients=ClientService(store=jobs, signer=signer),
+            clients=client_service(settings, jobs),
             exports=exports,
             runner=runner,
             sweeper=Sweeper(

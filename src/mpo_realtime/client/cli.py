@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -320,19 +320,15 @@ def clients_revoke(client_id: str, data_dir: DataDir = None) -> None:
 
 @contextlib.contextmanager
 def _client_service(data_dir: Path | None) -> Iterator[ClientService]:
-    from mpo_realtime.exports.clients import ClientService, TokenSigner
     from mpo_realtime.exports.jobstore import SqlJobStore
+    from mpo_realtime.services import client_service
 
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlJobStore(settings.resolved_job_store_url)
     try:
         store.migrate()
-        signer = TokenSigner(
-            key=settings.resolved_signing_key(),
-            ttl=timedelta(seconds=settings.token_ttl_seconds),
-        )
-        yield ClientService(store=store, signer=signer)
+        yield client_service(settings, store)
     finally:
         store.close()
 

@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pyarrow as pa
 
@@ -22,17 +22,13 @@ from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
-from mpo_realtime.exports.service import file_name_for
+from mpo_realtime.exports.service import Clock, file_name_for, utcnow
 from mpo_realtime.exports.writers import write_export
 from mpo_realtime.store.base import EventStore
 
 __all__ = ["JobRunner", "LeaseLost", "runner_id"]
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def runner_id() -> str:
@@ -55,7 +51,7 @@ class JobRunner:
         export_ttl: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         on_finished: Callable[[Job], None] | None = None,
     ) -> None:
         self.jobs = jobs

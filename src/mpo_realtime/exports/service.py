@@ -22,12 +22,12 @@ from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.ratelimit import RateLimiter, per_hour
 from mpo_realtime.store.base import EventStore
 
-__all__ = ["CreatedExport", "Download", "ExportService", "file_name_for"]
+__all__ = ["Clock", "CreatedExport", "Download", "ExportService", "file_name_for", "utcnow"]
 
 Clock = Callable[[], datetime]
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -85,7 +85,7 @@ class ExportService:
         cache_window: timedelta = timedelta(seconds=60),
         settle: timedelta = timedelta(minutes=10),
         max_ids: int = 10_000,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         on_created: Callable[[], None] | None = None,
         limiter: RateLimiter | None = None,
         exports_per_hour: int = 500,

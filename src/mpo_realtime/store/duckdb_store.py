@@ -86,6 +86,18 @@ def _translated(action: str) -> Iterator[None]:
         raise StoreError(f"event store could not {action}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN … COMMIT, or ROLLBACK and re-raise."""
+    conn.execute("BEGIN")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
@@ -161,13 +173,8 @@ class DuckDBEventStore:
 
         def bulk(conn: duckdb.DuckDBPyConnection) -> int:
             # One transaction: roll-up rows never stand without their catalog entries.
-            conn.execute("BEGIN")
-            try:
+            with _transaction(conn):
                 self._insert(conn, table, aggregate=False)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return int(table.num_rows)
 
         return int(self.call(bulk))
@@ -327,26 +334,20 @@ class DuckDBEventStore:
     def _commit(self, conn: duckdb.DuckDBPyConnection, accepted: list[_Ingest]) -> None:
         """Store the rows and idempotency keys of ``accepted`` in one transaction."""
         now = datetime.now(UTC)
-        with _translated("store events"):
-            conn.execute("BEGIN")
-            try:
-                table = pa.concat_tables([i.request.rows for i in accepted])
-                self._insert(conn, table, aggregate=True)
-                for item in accepted:
-                    if item.request.idempotency_key:
-                        conn.execute(
-                            SQL["insert_key"],
-                            {
-                                "key": item.request.idempotency_key,
-                                "events": item.request.events,
-                                "digest": item.request.body_digest,
-                                "created_at": now,
-                            },
-                        )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with _translated("store events"), _transaction(conn):
+            table = pa.concat_tables([i.request.rows for i in accepted])
+            self._insert(conn, table, aggregate=True)
+            for item in accepted:
+                if item.request.idempotency_key:
+                    conn.execute(
+                        SQL["insert_key"],
+                        {
+                            "key": item.request.idempotency_key,
+                            "events": item.request.events,
+                            "digest": item.request.body_digest,
+                            "created_at": now,
+                        },
+                    )
 
     def _compact(
         self, conn: duckdb.DuckDBPyConnection, now: datetime, *, step: timedelta | None = None
@@ -362,15 +363,10 @@ class DuckDBEventStore:
         if step is not None:
             stop = min(stop, low + step)
         params = {"lo": low, "hi": stop}
-        conn.execute("BEGIN")
-        try:
+        with _transaction(conn):
             for statement in _statements(SQL["compact"]):
                 names = [name for name in params if f"${name}" in statement]
                 conn.execute(statement, {name: params[name] for name in names})
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._dirty = None if stop > high else (stop, high)
         return self._dirty is not None and self._dirty[0] < cutoff
 
