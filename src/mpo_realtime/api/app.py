@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime import __version__
+from mpo_realtime.api.direct import DirectDispatch
+from mpo_realtime.api.edge import EdgeMiddleware
 from mpo_realtime.api.errors import install_error_handlers
-from mpo_realtime.api.metrics import RequestMetricsMiddleware
 from mpo_realtime.api.metrics import router as metrics_router
 from mpo_realtime.api.routes import health, ingest, oauth, reports
 from mpo_realtime.api.schemas import ERROR_RESPONSES
@@ -21,36 +20,6 @@ from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 
 __all__ = ["create_app"]
-
-
-class TraceIdMiddleware:
-    """Give every request a trace id (``X-Trace-Id`` in, or a new one) and echo it back.
-
-    It also adds the ``x-ratelimit-*`` headers of the budget the request spent, if any,
-    to every answer, errors included.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope["headers"]).get(b"x-trace-id", b"").decode("latin-1")
-        trace = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
-        scope.setdefault("state", {})["trace_id"] = trace
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-trace-id", trace.encode()))
-                decision = scope["state"].get("ratelimit")
-                if decision is not None:
-                    headers += [(k.encode(), v.encode()) for k, v in decision.headers().items()]
-            await send(message)
-
-        await self.app(scope, receive, send_with_trace)
 
 
 BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
@@ -106,7 +75,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    # inside TraceIdMiddleware: the access log needs the trace id
-    app.add_middleware(RequestMetricsMiddleware)
-    app.add_middleware(TraceIdMiddleware)
+    app.add_middleware(DirectDispatch, routes=reports.direct_routes())
+    app.add_middleware(EdgeMiddleware)
     return app

@@ -14,27 +14,30 @@ from mpo_realtime.exports.ratelimit import per_minute
 from mpo_realtime.services import Services
 
 __all__ = [
-    "CurrentClient",
     "IngestClient",
     "ReportClient",
     "ServicesDep",
-    "Version",
+    "services_of",
 ]
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def current_client(request: Request, services: ServicesDep) -> Client:
+async def _authenticate(request: Request, services: Services) -> Client:
     """The client of the bearer token; every auth failure is one 401.
 
-    Dependencies here are ``async`` and stay on the event loop unless they need I/O:
-    a poll is answered with one trip to a worker thread, not one per dependency.
+    Checks stay on the event loop unless they need I/O: a poll is answered with at most
+    one trip to a worker thread.
     """
     header = request.headers.get("authorization")
     if not header:
@@ -50,57 +53,61 @@ async def current_client(request: Request, services: ServicesDep) -> Client:
     return await run_in_threadpool(clients.authenticate_token, token.strip(), now=now)
 
 
-CurrentClient = Annotated[Client, Depends(current_client)]
-
-
-def _requiring(role: Role) -> object:
-    """The client, if it has ``role``, after spending one unit of that role's budget."""
-
-    async def check(request: Request, client: CurrentClient, services: ServicesDep) -> Client:
-        if role not in client.roles:
-            raise ProblemError.single(
-                ErrorCode.INSUFFICIENT_ROLE, f"this client lacks the '{role.value}' role"
-            )
-        settings = services.settings
-        if role is Role.REPORT:
-            amount = client.requests_per_minute or settings.report_requests_per_minute
-        else:
-            amount = settings.ingest_requests_per_minute
-        limiter = services.limiter
-        args = (
-            role.value,
-            client.client_id,
-            per_minute(amount),
-            f"over the {role.value} budget of {amount} requests per minute",
+async def _spend_budget(request: Request, services: Services, client: Client, role: Role) -> None:
+    """Refuse a client without ``role``; else spend one unit of that role's budget."""
+    if role not in client.roles:
+        raise ProblemError.single(
+            ErrorCode.INSUFFICIENT_ROLE, f"this client lacks the '{role.value}' role"
         )
-        # In memory a hit is a dict update; a shared (Redis) store is I/O.
-        decision = (
-            await run_in_threadpool(limiter.check, *args)
-            if limiter.shared
-            else limiter.check(*args)
-        )
-        request.state.ratelimit = decision
-        return client
+    settings = services.settings
+    if role is Role.REPORT:
+        amount = client.requests_per_minute or settings.report_requests_per_minute
+    else:
+        amount = settings.ingest_requests_per_minute
+    limiter = services.limiter
+    args = (
+        role.value,
+        client.client_id,
+        per_minute(amount),
+        f"over the {role.value} budget of {amount} requests per minute",
+    )
+    # In memory a hit is a dict update; a shared (Redis) store is I/O.
+    decision = (
+        await run_in_threadpool(limiter.check, *args) if limiter.shared else limiter.check(*args)
+    )
+    request.state.ratelimit = decision
 
-    return Depends(check)
 
-
-ReportClient = Annotated[Client, _requiring(Role.REPORT)]
-IngestClient = Annotated[Client, _requiring(Role.INGEST)]
-
-
-async def api_version(
-    request: Request,
-    services: ServicesDep,
-    version: Annotated[str, Path(description="'preview' or a dated version such as 2026-10")],
-) -> str:
+def _check_version(services: Services, version: str) -> None:
     if version not in services.settings.api_versions:
         known = ", ".join(services.settings.api_versions)
         raise ProblemError.single(
             ErrorCode.VERSION_NOT_FOUND,
             f"API version '{version[:32]}' is unknown; use one of {known}",
         )
-    return version
 
 
-Version = Annotated[str, Depends(api_version)]
+VersionPath = Annotated[str, Path(description="'preview' or a dated version such as 2026-10")]
+
+
+# The checks of a route are one dependency, not a tree of them: FastAPI walks the tree
+# on every request, and on the poll path that walk cost more than the answer itself.
+async def report_client(request: Request, version: VersionPath) -> Client:
+    """Known API version, then the bearer's client, with the report role and budget."""
+    services = services_of(request)
+    _check_version(services, version)
+    client = await _authenticate(request, services)
+    await _spend_budget(request, services, client, Role.REPORT)
+    return client
+
+
+async def ingest_client(request: Request) -> Client:
+    """The bearer's client, with the ingest role and budget."""
+    services = services_of(request)
+    client = await _authenticate(request, services)
+    await _spend_budget(request, services, client, Role.INGEST)
+    return client
+
+
+ReportClient = Annotated[Client, Depends(report_client)]
+IngestClient = Annotated[Client, Depends(ingest_client)]

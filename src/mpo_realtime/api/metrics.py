@@ -4,15 +4,13 @@
 hooks (finished jobs, stored ingest batches). Counts that live in the stores (jobs by
 status, data freshness) are read at scrape time by a collector, so they cost nothing
 between scrapes and agree with the stores whichever process changed them.
-:class:`RequestMetricsMiddleware` is a plain ASGI middleware: it times each request,
-counts it by route template (never the raw path, so label values stay bounded) and
-writes one access-log line carrying the request's trace id.
+``api/edge.py`` times each request and counts it here by route template (never the raw
+path, so label values stay bounded).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -28,14 +26,13 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.jobs import Job, JobStatus
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.store.base import EventStore
 
-__all__ = ["ACCESS_LOGGER", "UNMATCHED", "Metrics", "RequestMetricsMiddleware", "router"]
+__all__ = ["ACCESS_LOGGER", "METHODS", "UNMATCHED", "Metrics", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +41,8 @@ ACCESS_LOGGER = "mpo_realtime.access"
 #: Route label of requests that matched no route (any path: one label value).
 UNMATCHED = "unmatched"
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Method label values; any other method is counted as ``OTHER``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -119,6 +117,7 @@ class Metrics:
             ["method", "route", "status"],
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._request_seconds = Histogram(
             "mpo_http_request_duration_seconds",
             "Time to answer an HTTP request (body sent), by method and route template.",
@@ -162,8 +161,17 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered HTTP request; ``route`` is the template, never the raw path."""
-        self._requests.labels(method, route, str(status)).inc()
-        self._request_seconds.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # labels() validates and locks on each call; the label sets are few and fixed
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._request_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def job_finished(self, job: Job) -> None:
         """The runner's ``on_finished`` hook: a job reached Done or Failure."""
@@ -188,63 +196,6 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format (queries the stores: not on the loop)."""
         return generate_latest(self.registry)
-
-
-class RequestMetricsMiddleware:
-    """Counts and times each HTTP request and writes its access-log line.
-
-    Sits inside ``TraceIdMiddleware`` (so the trace id is known) and reads the matched
-    route from ``scope["route"]`` once the app has answered. A request whose handler
-    raised before answering counts as a 500, the status the outer error handler sends.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.access = logging.getLogger(ACCESS_LOGGER)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def observing_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observing_send)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED
-        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        app = scope.get("app")
-        services = getattr(app.state, "services", None) if app is not None else None
-        if services is not None:
-            metrics: Metrics = services.metrics
-            metrics.observe_request(method, route, status, seconds)
-        if self.access.isEnabledFor(logging.INFO):
-            millis = round(seconds * 1000, 2)
-            self.access.info(
-                "%s %s %d %.1fms",
-                method,
-                scope["path"],
-                status,
-                millis,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "path": scope["path"],
-                    "status": status,
-                    "durationMs": millis,
-                    "traceId": scope.get("state", {}).get("trace_id"),
-                },
-            )
 
 
 router = APIRouter(tags=["health"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -99,8 +100,14 @@ def serve(
                 await demo_mod.live_traffic(active, simulator, events_per_second=demo_rate)
 
             tasks.append(traffic)
+        app = create_app(settings, services=services, tasks=tasks)
+        # What exists now lives as long as the process: keep it out of the cyclic
+        # collector, whose full passes over it stopped every request (137 ms seen with
+        # 150k objects under 200 polling clients; 5 ms once frozen).
+        gc.collect()
+        gc.freeze()
         uvicorn.run(
-            create_app(settings, services=services, tasks=tasks),
+            app,
             host=settings.host,
             port=settings.port,
             log_level="info",

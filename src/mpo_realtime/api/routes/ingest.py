@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
 from mpo_realtime.api.body import read_body
-from mpo_realtime.api.deps import IngestClient, ServicesDep
+from mpo_realtime.api.deps import IngestClient, services_of
 from mpo_realtime.api.schemas import IngestAnswer
 from mpo_realtime.domain.errors import ErrorCode, ProblemError
 from mpo_realtime.store.base import IdempotencyConflict
@@ -35,10 +35,10 @@ router = APIRouter(tags=["ingest"])
 async def ingest_events(
     request: Request,
     client: IngestClient,
-    services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> IngestAnswer:
     """Store a batch of events, all or nothing; visible to reports once answered."""
+    services = services_of(request)
     settings = services.settings
     body = await read_body(
         request, limit=settings.ingest_max_body_bytes, timeout=settings.body_read_timeout_seconds

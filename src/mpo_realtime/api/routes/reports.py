@@ -7,10 +7,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from starlette.responses import FileResponse, Response
 
 from mpo_realtime.api.body import read_body
-from mpo_realtime.api.deps import ReportClient, ServicesDep, Version
+from mpo_realtime.api.deps import ReportClient, report_client, services_of
+from mpo_realtime.api.direct import DirectHandler
 from mpo_realtime.api.errors import problem_json, trace_id_of
 from mpo_realtime.api.schemas import (
     REPORT_REQUEST_SCHEMA,
@@ -20,7 +22,7 @@ from mpo_realtime.api.schemas import (
 from mpo_realtime.domain.errors import Problem
 from mpo_realtime.domain.jobs import Job, JobStatus
 
-__all__ = ["BASE", "router"]
+__all__ = ["BASE", "direct_routes", "router"]
 
 BASE = "/{version}/marketing-solutions/marketplace-performance-outcomes/stats"
 #: the documented switch to the JSON:API-style envelope that generated clients expect
@@ -78,12 +80,11 @@ def _status_response(
 )
 async def create_export(
     request: Request,
-    version: Version,
     client: ReportClient,
-    services: ServicesDep,
     envelope: EnvelopeHeader = None,
 ) -> Response:
     """Create an export job; identical recent requests return the existing export."""
+    services = services_of(request)
     settings = services.settings
     body = await read_body(
         request, limit=settings.report_max_body_bytes, timeout=settings.body_read_timeout_seconds
@@ -99,13 +100,12 @@ async def create_export(
 )
 async def export_status(
     request: Request,
-    version: Version,
     client: ReportClient,
-    services: ServicesDep,
     reportId: str,  # noqa: N803 - the source's name
     envelope: EnvelopeHeader = None,
 ) -> Response:
     """Poll an export: Pending, Done, Failure or Expired."""
+    services = services_of(request)
     exports = services.exports
     job = exports.cached_status(client, reportId)
     if job is None:
@@ -126,12 +126,12 @@ async def export_status(
     operation_id="get_realtime_product",
 )
 async def download_export(
-    version: Version,
+    request: Request,
     client: ReportClient,
-    services: ServicesDep,
     reportId: str,  # noqa: N803 - the source's name
 ) -> Response:
     """Download a Done export's file (gzip-encoded when the client accepts it)."""
+    services = services_of(request)
     download = await run_in_threadpool(services.exports.download, client, reportId)
     return FileResponse(
         download.path,
@@ -139,3 +139,21 @@ async def download_export(
         filename=download.filename,
         content_disposition_type="attachment",
     )
+
+
+async def _poll_directly(request: Request) -> Response:
+    """``export_status`` with its parameters read as FastAPI reads them."""
+    params = request.path_params
+    client = await report_client(request, params["version"])
+    envelope = request.headers.get(ENVELOPE_HEADER)
+    return await export_status(request, client, params["reportId"], envelope)
+
+
+def direct_routes() -> list[tuple[APIRoute, DirectHandler]]:
+    """The routes answered by ``DirectDispatch`` (see ``api/direct.py``): the poll."""
+    poll = next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint is export_status
+    )
+    return [(poll, _poll_directly)]
