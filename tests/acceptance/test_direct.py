@@ -8,6 +8,7 @@ the caller, the moving rate-limit counters and the date are left out).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,11 +26,15 @@ SOURCE = {"advertiserIds": ["321"], "startDate": "2026-01-01", "endDate": "2026-
 _MOVING = {"date", "x-ratelimit-remaining", "x-ratelimit-reset"}
 
 
+#: the middleware class, as the untyped value ``Middleware.cls`` is compared with
+DIRECT: Any = DirectDispatch
+
+
 @pytest.fixture
-def routed(api: Api) -> TestClient:
+def routed(api: Api) -> Iterator[TestClient]:
     """The same app without the direct dispatch: every poll goes through the router."""
     app = create_app(api.services.settings, services=api.services, background=False)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not DirectDispatch]
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not DIRECT]
     with TestClient(app) as http:
         yield http
 
@@ -57,7 +62,7 @@ def _poll_path(export_id: str, version: str = "preview") -> str:
 
 def test_direct_path_is_taken(api: Api) -> None:
     app = api.http.app
-    assert any(m.cls is DirectDispatch for m in app.user_middleware)  # type: ignore[attr-defined]
+    assert any(m.cls is DIRECT for m in app.user_middleware)  # type: ignore[attr-defined]
 
 
 def test_poll_answers_agree_through_the_lifecycle(api: Api, routed: TestClient) -> None:

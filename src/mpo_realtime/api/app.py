@@ -65,6 +65,9 @@ def create_app(
         ),
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # Metrics and logs are our own (Prometheus, JSON lines); FastAPI's OpenTelemetry
+        # bridge would otherwise look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if services is not None:
         app.state.services = services

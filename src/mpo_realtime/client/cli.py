@@ -76,6 +76,7 @@ def serve(
 
     from mpo_realtime import demo as demo_mod
     from mpo_realtime.api.app import BackgroundTask, create_app
+    from mpo_realtime.api.coalesce import CoalescingHttpToolsProtocol
     from mpo_realtime.logs import configure_logging
     from mpo_realtime.services import Services
     from mpo_realtime.store.simulator import Simulator, World
@@ -115,10 +116,11 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_keep_alive=5,
-            # httptools parses HTTP in C (about 10 % more ingest per CPU second); the
-            # asyncio loop is kept: under uvloop some polls stalled for seconds at 200
+            # httptools parses HTTP in C (about 10 % more ingest per CPU second), and
+            # each small answer leaves in one write (see api/coalesce.py). The asyncio
+            # loop is kept: under uvloop some polls stalled for close to a second at 200
             # connections in bench_poll.py.
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             loop="asyncio",
         )
     finally:
