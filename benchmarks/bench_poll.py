@@ -2,9 +2,15 @@
 
 A real ``mpo serve`` on loopback; `wrk` (Debian package ``wrk``) is the load process.
 The same run measures ``GET /health`` (no auth, no store) as the baseline of what the
-HTTP stack alone gives on this machine.
+HTTP stack alone gives on this machine. Closed-loop clients without pauses measure the
+most the server answers (its latency is then connections / throughput, Little's law);
+paced clients, each pausing at random (``--pause-ms`` on average) between polls,
+measure the latency at the target load of about 2,000 polls a second.
 
-    .venv/bin/python benchmarks/bench_poll.py [--connections 200] [--seconds 20]
+    .venv/bin/python benchmarks/bench_poll.py [--connections 200] [--seconds 10] [--rounds 5]
+
+Health and poll runs alternate, and medians with their ranges are reported with the
+CPU steal time of the measured period: on a shared virtual machine one run says little.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +39,18 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, *, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, Any]:
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+) -> dict[str, Any]:
     """Run wrk once; requests/s, p50/p99 latency and non-2xx count."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        command += ["--script", str(script)]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     done = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 60)
@@ -53,10 +69,34 @@ def wrk(url: str, *, connections: int, seconds: int, headers: dict[str, str]) ->
     }
 
 
+def steal_jiffies() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7], sum(fields)
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rps = sorted(r["requests_per_s"] for r in runs)
+    p99 = sorted(r["p99_ms"] for r in runs)
+    return {
+        "requests_per_s": statistics.median(rps),
+        "requests_per_s_range": [rps[0], rps[-1]],
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(p99),
+        "p99_ms_range": [p99[0], p99[-1]],
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "socket_errors": sorted({r["socket_errors"] for r in runs}),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="wrk runs of each request")
+    parser.add_argument(
+        "--pause-ms", type=int, default=90, help="pause of each paced client between polls"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -76,37 +116,70 @@ def main() -> None:
                     if http.get(f"{STATS}/report-jobs/{export_id}").json()["status"] == "Done":
                         break
                     time.sleep(0.05)
-            health = wrk(
-                f"{server.url}/health",
-                connections=args.connections,
-                seconds=args.seconds,
-                headers={},
+            # each connection pauses before its next request, at random (uniform, mean
+            # --pause-ms) so that the clients do not poll in lockstep
+            paced = data_dir / "paced.lua"
+            paced.write_text(
+                f"function delay()\n  return math.random(0, {2 * args.pause_ms})\nend\n"
             )
-            poll = wrk(
-                f"{server.url}{STATS}/report-jobs/{export_id}",
-                connections=args.connections,
-                seconds=args.seconds,
-                headers=headers,
-            )
+            poll_url = f"{server.url}{STATS}/report-jobs/{export_id}"
+            targets: dict[str, tuple[str, dict[str, str], Path | None]] = {
+                "health": (f"{server.url}/health", {}, None),
+                "poll": (poll_url, headers, None),
+                "paced": (poll_url, headers, paced),
+            }
+            for url, extra, script in targets.values():  # warm up
+                wrk(url, connections=args.connections, seconds=2, headers=extra, script=script)
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+            steal_before = steal_jiffies()
+            # alternated, so that all see the same moments of a shared machine
+            for _ in range(args.rounds):
+                for name, (url, extra, script) in targets.items():
+                    runs[name].append(
+                        wrk(
+                            url,
+                            connections=args.connections,
+                            seconds=args.seconds,
+                            headers=extra,
+                            script=script,
+                        )
+                    )
+            steal_after = steal_jiffies()
+    steal = 100 * (steal_after[0] - steal_before[0]) / max(1, steal_after[1] - steal_before[1])
+    health, poll, paced_poll = (_summary(runs[name]) for name in ("health", "poll", "paced"))
     rows = [
         [
             name,
             f"{r['requests_per_s']:.0f}",
-            r["p50_ms"],
-            r["p99_ms"],
+            "{:.0f}-{:.0f}".format(*r["requests_per_s_range"]),
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            "{:.1f}-{:.1f}".format(*r["p99_ms_range"]),
             r["non_2xx"],
-            r["socket_errors"],
+            ",".join(r["socket_errors"]),
         ]
-        for name, r in (("GET /health (baseline)", health), ("GET report-jobs/{id}", poll))
+        for name, r in (
+            ("GET /health (baseline), no pause", health),
+            ("GET report-jobs/{id}, no pause", poll),
+            (f"GET report-jobs/{{id}}, pauses of {args.pause_ms} ms", paced_poll),
+        )
     ]
     print_table(
-        f"poll throughput, {args.connections} connections, {args.seconds} s each",
-        ["request", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors"],
+        f"poll throughput, {args.connections} connections, {args.rounds} x {args.seconds} s "
+        f"each (medians; CPU steal {steal:.1f} %)",
+        ["request", "req/s", "range", "p50 ms", "p99 ms", "p99 range", "non-2xx", "socket err"],
         rows,
     )
     ratio = poll["requests_per_s"] / health["requests_per_s"]
     print(f"\npoll / health throughput: {ratio:.2f}")
-    print(json.dumps({"health": health, "poll": poll, "ratio": round(ratio, 3)}))
+    summary = {
+        "health": health,
+        "poll": poll,
+        "paced": paced_poll,
+        "ratio": round(ratio, 3),
+        "steal_pct": steal,
+    }
+    print(json.dumps({**summary, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
     "color_message",
 }
 _BASE = ("time", "level", "logger", "message")
+_SKIP = _STANDARD | frozenset(_BASE)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,9 +40,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and key not in _BASE and not key.startswith("_"):
-                payload[key] = value
+        fields = record.__dict__
+        # one set difference in C finds the extras; most records have none
+        if fields.keys() - _SKIP:
+            for key, value in fields.items():
+                if key not in _SKIP and not key.startswith("_"):
+                    payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -62,7 +62,7 @@ class EdgeMiddleware:
                 headers.append((_TRACE_HEADER, trace.encode()))
                 decision = state.get("ratelimit")
                 if decision is not None:
-                    headers += [(k.encode(), v.encode()) for k, v in decision.headers().items()]
+                    headers += decision.raw_headers()
             await send(message)
 
         try:

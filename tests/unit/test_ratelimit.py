@@ -1,0 +1,86 @@
+"""RateLimiter answers exactly as ``limits``' own sliding-window strategy would.
+
+The limiter calls the storage directly (see ``RateLimiter.hit``); the reference is the
+library's ``SlidingWindowCounterRateLimiter`` on a second storage of the same kind, fed
+the same hits.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from limits import RateLimitItem
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+from mpo_realtime.exports.ratelimit import RateLimited, RateLimiter, per_hour, per_minute
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _compare(
+    limiter: RateLimiter,
+    reference: SlidingWindowCounterRateLimiter,
+    item: RateLimitItem,
+    hits: int,
+    *,
+    exact_reset: bool = True,
+) -> None:
+    key = uuid.uuid4().hex
+    for _ in range(hits):
+        decision = limiter.hit("report", key, item)
+        allowed = reference.hit(item, "report", key)
+        stats = reference.get_window_stats(item, "report", key)
+        assert decision.allowed == allowed
+        assert decision.remaining == stats.remaining
+        assert decision.limit == item.amount
+        now = time.time()
+        expected_reset = max(int(stats.reset_time + 0.999), int(now) + 1)
+        if exact_reset:
+            assert abs(decision.reset_at - expected_reset) <= 1
+        else:
+            # Redis reports whole-millisecond TTLs: read at once after a hit, a TTL of
+            # exactly two windows puts the formula's modulo at 0, a moment later at 59.99
+            assert int(now) + 1 <= decision.reset_at <= now + item.get_expiry() + 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(amount=st.integers(1, 20), hits=st.integers(1, 30), hourly=st.booleans())
+def test_memory_limiter_matches_the_strategy(amount: int, hits: int, hourly: bool) -> None:
+    item = per_hour(amount) if hourly else per_minute(amount)
+    _compare(RateLimiter(), SlidingWindowCounterRateLimiter(MemoryStorage()), item, hits)
+
+
+@settings(max_examples=10, deadline=None)
+@given(amount=st.integers(1, 10), hits=st.integers(1, 15))
+def test_redis_limiter_matches_the_strategy(amount: int, hits: int) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    limiter = RateLimiter(REDIS, namespace=namespace)
+    reference = SlidingWindowCounterRateLimiter(
+        storage_from_string(REDIS, key_prefix=f"{namespace}-reference")
+    )
+    _compare(limiter, reference, per_minute(amount), hits, exact_reset=False)
+
+
+def test_check_refuses_past_the_budget_with_the_decision() -> None:
+    limiter = RateLimiter()
+    item = per_minute(2)
+    assert [limiter.check("ingest", "c", item, "over").remaining for _ in range(2)] == [1, 0]
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("ingest", "c", item, "over the ingest budget")
+    assert str(refused.value) == "over the ingest budget"
+    decision = refused.value.decision
+    assert (decision.allowed, decision.remaining, decision.limit) == (False, 0, 2)
+    assert 1 <= decision.retry_after <= 60
+    assert decision.raw_headers() == [
+        (b"x-ratelimit-limit", b"2"),
+        (b"x-ratelimit-remaining", b"0"),
+        (b"x-ratelimit-reset", str(decision.reset_at).encode()),
+    ]
+    # budgets and keys are separate
+    assert limiter.check("ingest", "other", item, "over").allowed
+    assert limiter.check("report", "c", item, "over").allowed
