@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_writers.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_exports.py
+	$(BIN)/python benchmarks/bench_poll_cpu.py
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/load.py
 

@@ -108,8 +108,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` over a :class:`CoalescingTransport`.
 
     Answers are not flushed as soon as they are complete: measured at 200 connections,
-    sending them together at the end of the loop pass gave 16-19 % more polls per second
-    than a send inside each request's own step.
+    sending them together at the end of the loop pass gave 19 % and 58 % more polls per
+    second (two A/B runs) than a send inside each request's own step.
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
