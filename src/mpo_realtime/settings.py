@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     report_max_body_bytes: int = Field(1024 * 1024, description="Largest create-export body.")
     body_read_timeout_seconds: float = Field(
         30.0, description="Time allowed to send a request body (slow clients get 408)."
+    )
+    access_log: Literal["all", "problems", "off"] = Field(
+        "all",
+        description="Access lines: every request, only problems (status >= 400 or over 1 s), "
+        "or none.",
     )
 
     @property

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mpo_realtime.api import edge
 from mpo_realtime.api.metrics import ACCESS_LOGGER, UNMATCHED
 from mpo_realtime.api.routes.reports import BASE
 from mpo_realtime.domain.jobs import JobStatus, Role
@@ -227,3 +228,36 @@ def test_jobstore_at_head_only_after_migrate(tmp_path: Any) -> None:
         assert store.at_head() is True
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "logged"),
+    [("all", ["/health", "/nope"]), ("problems", ["/nope"]), ("off", [])],
+)
+def test_access_log_policy(
+    api_factory: Any, caplog: pytest.LogCaptureFixture, policy: str, logged: list[str]
+) -> None:
+    api = api_factory(access_log=policy)
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        assert api.http.get("/health").status_code == 200
+        assert api.http.get("/nope").status_code == 404
+    paths = [
+        getattr(record, "path", None) for record in caplog.records if record.name == ACCESS_LOGGER
+    ]
+    assert paths == logged
+    # metrics count every request whatever the policy
+    text = api.http.get("/metrics").text
+    assert 'route="/health",status="200"' in text
+    assert f'route="{UNMATCHED}",status="404"' in text
+
+
+def test_access_log_problems_include_slow_answers(
+    api_factory: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge, "SLOW_SECONDS", 0.0)  # every answer counts as slow
+    api = api_factory(access_log="problems")
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        assert api.http.get("/health").status_code == 200
+    assert [getattr(r, "path", None) for r in caplog.records if r.name == ACCESS_LOGGER] == [
+        "/health"
+    ]

@@ -14,10 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mpo_realtime.api.errors import new_trace_id
 from mpo_realtime.api.metrics import ACCESS_LOGGER, METHODS, UNMATCHED, Metrics
 
-__all__ = ["EdgeMiddleware"]
+__all__ = ["SLOW_SECONDS", "EdgeMiddleware"]
 
 _TRACE_HEADER = b"x-trace-id"
 _ACCESS_FORMAT = "%s %s %d %.1fms"
+#: with ``MPO_ACCESS_LOG=problems``, answers slower than this are logged too
+SLOW_SECONDS = 1.0
 
 
 def _incoming_trace(scope: Scope) -> str | None:
@@ -36,8 +38,9 @@ class EdgeMiddleware:
     the headers of the budget a request spent (``scope["state"]["ratelimit"]``) go on
     every answer, errors included. Once answered, the request is counted and timed by
     route template (read from ``scope["route"]``) and gets one access-log line with
-    its trace id. A request whose handler raised before answering counts as a 500,
-    the status the outer error handler sends.
+    its trace id, as ``MPO_ACCESS_LOG`` says (every request, only problems, or none).
+    A request whose handler raised before answering counts as a 500, the status the
+    outer error handler sends.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -79,7 +82,10 @@ class EdgeMiddleware:
             metrics: Metrics = services.metrics
             metrics.observe_request(method, route, status, seconds)
         access = self.access
-        if access.isEnabledFor(logging.INFO):
+        policy = services.settings.access_log if services is not None else "all"
+        if policy == "problems" and status < 400 and seconds < SLOW_SECONDS:
+            return
+        if policy != "off" and access.isEnabledFor(logging.INFO):
             millis = round(seconds * 1000, 2)
             fields = {
                 "method": method,
