@@ -8,6 +8,7 @@ passed with ``extra=`` (``traceId``, the access log's ``method``, ``route``, ``s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -61,17 +62,29 @@ class JsonFormatter(logging.Formatter):
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A ``StreamHandler`` that does not flush after every line.
+    """A ``StreamHandler`` whose writes are made by a thread of its own, in batches.
 
-    Lines are flushed every ``interval`` seconds by a daemon thread, at once when a
-    record of level WARNING or above is written (with everything before it), and at
-    exit by ``logging.shutdown``. At thousands of requests a second a flush per access
-    line is a write syscall per request, which cost a fifth of a poll's time here.
+    A record is formatted by the thread that logs it and kept in memory; a daemon thread
+    writes and flushes what is kept every ``interval`` seconds. A record of level WARNING
+    or above is written at once, with everything kept before it, by the thread that
+    logs it; ``logging.shutdown`` writes the rest at exit. At thousands of requests a
+    second a write per access line was a syscall per request (a fifth of a poll's time),
+    and a write that waited on a slow disk stopped the event loop.
+
+    At most ``max_pending`` lines are kept: past that, lines are dropped and counted,
+    and the count is written as a WARNING line once the stream takes writes again.
     """
 
-    def __init__(self, stream: IO[str], *, interval: float = 0.25) -> None:
+    def __init__(
+        self, stream: IO[str], *, interval: float = 0.25, max_pending: int = 100_000
+    ) -> None:
         super().__init__(stream)
         self.interval = interval
+        self.max_pending = max_pending
+        self._pending: list[str] = []
+        self._dropped = 0
+        self._pending_lock = threading.Lock()  # held for list operations only
+        self._write_lock = threading.Lock()  # one writer at a time, never the logging thread's lock
         self._stopping = threading.Event()
         self._flusher = threading.Thread(target=self._flush_regularly, name="log-flush")
         self._flusher.daemon = True
@@ -79,13 +92,50 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
-            if record.levelno >= logging.WARNING:
-                self.stream.flush()
+            line = self.format(record) + self.terminator
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+            return
+        with self._pending_lock:
+            if len(self._pending) < self.max_pending:
+                self._pending.append(line)
+            else:
+                self._dropped += 1
+        if record.levelno >= logging.WARNING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write and flush every kept line (in the calling thread)."""
+        with self._write_lock:
+            with self._pending_lock:
+                lines, self._pending = self._pending, []
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                lines.append(self._dropped_line(dropped))
+            if not lines or self.stream is None:
+                return
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except Exception as exc:
+                # the stream failed (closed pipe, full disk): the lines are lost; say so
+                # where Python itself would, without raising into the logging thread
+                with contextlib.suppress(Exception):
+                    print(f"lost {len(lines)} log lines: {exc!r}", file=sys.__stderr__)
+
+    def _dropped_line(self, dropped: int) -> str:
+        record = logging.LogRecord(
+            "mpo_realtime.logs",
+            logging.WARNING,
+            __file__,
+            0,
+            "dropped %d log lines: the log stream took them slower than they came",
+            (dropped,),
+            None,
+        )
+        return self.format(record) + self.terminator
 
     def _flush_regularly(self) -> None:
         while not self._stopping.wait(self.interval):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -30,7 +31,6 @@ def test_info_lines_are_flushed_within_the_interval(tmp_path: Path) -> None:
     logger, handler = _logger(path, interval=0.2)
     try:
         logger.info("GET /x 200", extra={"traceId": "abc"})
-        assert path.read_text() == ""  # not one write per line
         deadline = time.monotonic() + 5
         while not path.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -45,6 +45,7 @@ def test_a_warning_flushes_itself_and_what_came_before(tmp_path: Path) -> None:
     logger, handler = _logger(path, interval=3600)
     try:
         logger.info("first")
+        assert path.read_text() == ""  # kept, not one write per line
         logger.warning("second")
         assert [line["message"] for line in _lines(path)] == ["first", "second"]
     finally:
@@ -59,3 +60,54 @@ def test_close_flushes_and_stops_the_flusher(tmp_path: Path) -> None:
     assert [line["message"] for line in _lines(path)] == ["kept"]
     handler._flusher.join(timeout=5)
     assert not handler._flusher.is_alive()
+
+
+class _SlowStream(io.StringIO):
+    """A stream whose writes take ``delay`` seconds, like a disk that stalls."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def write(self, text: str) -> int:
+        time.sleep(self.delay)
+        return super().write(text)
+
+
+def test_a_slow_stream_does_not_hold_up_the_logging_thread() -> None:
+    stream = _SlowStream(delay=0.5)
+    handler = BufferedStreamHandler(stream, interval=0.05)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.buffered.slow")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("first")
+        time.sleep(0.1)  # the flusher is now inside the slow write
+        started = time.monotonic()
+        for n in range(100):
+            logger.info("line %d", n)
+        assert time.monotonic() - started < 0.25
+    finally:
+        handler.close()
+    messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert messages == ["first"] + [f"line {n}" for n in range(100)]
+
+
+def test_lines_past_the_cap_are_dropped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "capped.log"
+    stream = path.open("w", encoding="utf-8")
+    handler = BufferedStreamHandler(stream, interval=3600, max_pending=3)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.buffered.capped")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for n in range(5):
+        logger.info("line %d", n)
+    handler.close()
+    lines = _lines(path)
+    assert [line["message"] for line in lines[:3]] == ["line 0", "line 1", "line 2"]
+    assert lines[3]["level"] == "WARNING"
+    assert str(lines[3]["message"]).startswith("dropped 2 log lines")
