@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -110,3 +111,16 @@ def job_factory() -> Callable[..., Job]:
 
 
 # --------------------------------------------------------------------- end job store fixtures
+
+
+@pytest.fixture
+def steady_minute() -> None:
+    """Start clear of a minute boundary, so per-minute budgets count in one window.
+
+    ``limits``' sliding-window counter weighs the previous minute just under 1 right
+    after the boundary, and ``floor`` then lets one more request through: a budget test
+    whose requests straddle the boundary would see an extra answer.
+    """
+    into_minute = time.time() % 60
+    if into_minute > 50:
+        time.sleep(60.5 - into_minute)

@@ -33,8 +33,7 @@ DIRECT: Any = DirectDispatch
 @pytest.fixture
 def routed(api: Api) -> Iterator[TestClient]:
     """The same app without the direct dispatch: every poll goes through the router."""
-    app = create_app(api.services.settings, services=api.services, background=False)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not DIRECT]
+    app = create_app(api.services.settings, services=api.services, background=False, direct=False)
     with TestClient(app) as http:
         yield http
 
@@ -119,6 +118,7 @@ def test_errors_before_the_job_agree(api: Api, routed: TestClient) -> None:
     assert _same(api, routed, path, api.token(advertisers=[999])) == 403
 
 
+@pytest.mark.usefixtures("steady_minute")
 def test_rate_limited_polls_agree(api: Api, routed: TestClient) -> None:
     headers = api.token(requests_per_minute=1)
     path = _poll_path(str(uuid.uuid4()))

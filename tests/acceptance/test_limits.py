@@ -13,6 +13,8 @@ import pytest
 from mpo_realtime.domain.jobs import Role
 from tests.acceptance.conftest import STATS, Api
 
+pytestmark = pytest.mark.usefixtures("steady_minute")
+
 BODY = {"data": {"attributes": {"advertiserIds": ["321"], "lookbackWindow": 60}}}
 POLL = f"{STATS}/report-jobs/45f7ec55-1008-4372-9144-1da37d8dccc2"
 

@@ -67,6 +67,7 @@ def test_redis_limiter_matches_the_strategy(amount: int, hits: int) -> None:
     _compare(limiter, reference, per_minute(amount), hits, exact_reset=False)
 
 
+@pytest.mark.usefixtures("steady_minute")
 def test_check_refuses_past_the_budget_with_the_decision() -> None:
     limiter = RateLimiter()
     item = per_minute(2)

@@ -31,11 +31,13 @@ def create_app(
     services: Services | None = None,
     background: bool = True,
     tasks: Sequence[BackgroundTask] = (),
+    direct: bool = True,
 ) -> FastAPI:
     """Build the app. Without ``services`` it opens (and closes) its own in its lifespan.
 
     ``background`` starts export runners and the sweeper; ``tasks`` are extra coroutines
-    (demo traffic) run for the app's lifetime.
+    (demo traffic) run for the app's lifetime. ``direct=False`` leaves every route to
+    FastAPI's router: the reference the direct dispatch is tested and measured against.
     """
 
     @contextlib.asynccontextmanager
@@ -78,6 +80,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(DirectDispatch, routes=reports.direct_routes())
+    if direct:
+        app.add_middleware(DirectDispatch, routes=reports.direct_routes())
     app.add_middleware(EdgeMiddleware)
     return app
