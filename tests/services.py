@@ -366,16 +366,14 @@ def _clickhouse_config(packaged: Path, directory: Path, *, native: int, http: in
         "format_schema_path": f"{directory / 'format_schemas'}/",
     }
     for tag, value in values.items():
-        element = root.find(tag)
-        if element is None:
-            element = ET.SubElement(root, tag)
-        element.text = value
+        found = root.find(tag)
+        (ET.SubElement(root, tag) if found is None else found).text = value
     logger = root.find("logger")
     if logger is not None:
         for tag, name in (("log", "server.log"), ("errorlog", "server.err.log")):
-            element = logger.find(tag)
-            if element is not None:
-                element.text = str(directory / "log" / name)
+            path = logger.find(tag)
+            if path is not None:
+                path.text = str(directory / "log" / name)
     users = root.find("users_config")
     users_file = users.text if users is not None and users.text else "users.xml"
     source = Path(users_file) if Path(users_file).is_absolute() else packaged.parent / users_file

@@ -19,6 +19,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from mpo_realtime.exports.ratelimit import RateLimited, RateLimiter, per_hour, per_minute
 
+
 def _compare(
     limiter: RateLimiter,
     reference: SlidingWindowCounterRateLimiter,
