@@ -21,7 +21,6 @@ from mpo_realtime.services import Services
 from mpo_realtime.store.simulator import Simulator, World
 
 __all__ = [
-    "DEMO_CLIENT_FILE",
     "QUICK_START",
     "TICK_SECONDS",
     "Backfill",
@@ -33,7 +32,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-DEMO_CLIENT_FILE = "demo-client.json"
 #: live traffic is sent in one batch per tick
 TICK_SECONDS = 0.5
 
@@ -133,7 +131,7 @@ def backfill(services: Services, simulator: Simulator, *, hours: float, now: dat
 
 def ensure_demo_client(services: Services, world: World) -> dict[str, object]:
     """A client scoped to every simulated advertiser, kept in the data dir across runs."""
-    path = services.settings.data_dir / DEMO_CLIENT_FILE
+    path = services.settings.demo_client_path
     if path.exists():
         saved: dict[str, object] = orjson.loads(path.read_bytes())
         client = services.jobs.get_client(str(saved["client_id"]))

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         return self.job_store_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
 
     @property
+    def demo_client_path(self) -> Path:
+        """Where ``mpo serve --demo`` keeps the demo client's credentials."""
+        return self.data_dir / "demo-client.json"
+
+    @property
     def resolved_export_dir(self) -> Path:
         return self.export_dir or self.data_dir / "exports"
 

@@ -195,7 +195,7 @@ def _listening(settings: Settings, quick_start: str | None) -> None:
     _say(f"listening on {base} (API browser: {base}/docs); Ctrl+C stops")
     if quick_start is not None:
         _say(
-            f"\nTry it: the demo client is in {settings.data_dir / 'demo-client.json'}; "
+            f"\nTry it: the demo client is in {settings.demo_client_path}; "
             "paste this into another terminal, in this directory:\n"
         )
         _say(quick_start)
@@ -209,9 +209,7 @@ def demo_env(data_dir: DataDir = DATA_DIR) -> None:
     Sets MPO_CLIENT_ID and MPO_CLIENT_SECRET (which mpo simulate --target reads) and
     MPO_ADVERTISER_IDS, from the demo-client.json that mpo serve --demo writes.
     """
-    from mpo_realtime.demo import DEMO_CLIENT_FILE
-
-    path = data_dir / DEMO_CLIENT_FILE
+    path = _settings(data_dir).demo_client_path
     if not path.is_file():
         err.print(
             f"no demo client in {data_dir}: start the demo first (make run, or mpo serve --demo)",
