@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import shlex
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,23 +15,21 @@ from pathlib import Path
 import orjson
 
 from mpo_realtime.domain.jobs import Client, Role
+from mpo_realtime.pacing import TICK_SECONDS, paced_counts
 from mpo_realtime.services import Services
 from mpo_realtime.store.simulator import Simulator, World
 
 __all__ = [
     "QUICK_START",
-    "TICK_SECONDS",
     "Backfill",
     "backfill",
+    "hours",
     "ensure_demo_client",
     "live_traffic",
-    "paced_counts",
     "quick_start",
 ]
 
 log = logging.getLogger(__name__)
-#: live traffic is sent in one batch per tick
-TICK_SECONDS = 0.5
 
 #: The quick start as the README shows it (``quick_start()`` fills in another port, host
 #: or data dir). The advertiser is the demo world's first (seed 7): the same in every
@@ -90,13 +86,18 @@ class Backfill:
         span = f"{_clock(self.start, now)} to {_clock(self.end, now)} UTC"
         done = f"{self.rows:,} roll-up rows in {self.seconds:.1f}s"
         if self.latest_before is None:
-            hours = (self.end - self.start).total_seconds() / 3600
-            return f"back-filled {hours:g} hours of simulated traffic ({span}): {done}"
+            span_hours = (self.end - self.start).total_seconds() / 3600
+            return f"back-filled {hours(span_hours)} of simulated traffic ({span}): {done}"
         age = _age(now - self.latest_before - timedelta(minutes=1))
         has = f"the store has data up to {_clock(self.latest_before, now)} UTC ({age} ago)"
         if self.start >= self.end:
             return f"{has}: nothing to back-fill"
         return f"{has}; back-filled {span}: {done}"
+
+
+def hours(count: float) -> str:
+    """``1 hour``, ``0.5 hours``, ``3 hours``."""
+    return f"{count:g} hour" if count == 1 else f"{count:g} hours"
 
 
 def _clock(moment: datetime, now: datetime) -> str:
@@ -155,23 +156,6 @@ def _describe(client: Client, secret: str) -> dict[str, object]:
     }
 
 
-def paced_counts(rate: int, total: int | None = None) -> Iterator[int]:
-    """Events due at each tick (every :data:`TICK_SECONDS`) to send ``rate`` per second.
-
-    The counts add up to ``total`` exactly (the last one partial), or go on forever
-    without it; a rate that is not a multiple of the ticks still averages out exactly.
-    """
-    sent = 0
-    tick = 1
-    while total is None or sent < total:
-        due = math.floor(rate * tick * TICK_SECONDS)
-        if total is not None:
-            due = min(due, total)
-        yield due - sent
-        sent = due
-        tick += 1
-
-
 async def live_traffic(
     services: Services, simulator: Simulator, *, events_per_second: int, total: int | None = None
 ) -> int:
@@ -179,11 +163,14 @@ async def live_traffic(
 
     Runs until cancelled, or until ``total`` events are stored; returns how many were.
     """
-    stored = 0
+    stored = due = 0
     started = time.monotonic()
     for tick, count in enumerate(paced_counts(events_per_second, total), start=1):
         if count:
             stored += await _ingest(services, simulator, count)
+        due += count
+        if total is not None and due >= total:
+            break
         await asyncio.sleep(max(0.0, started + tick * TICK_SECONDS - time.monotonic()))
     return stored
 

@@ -1,5 +1,7 @@
 """The ``mpo serve`` process: the port first, then uvicorn, then a graceful stop.
 
+:func:`run` is the whole of it:
+
 1. :func:`bind` takes the port before any start-up work, so that a busy port is a
    one-line error and nothing else has started (no store opened, no thread to hang on).
 2. :class:`ServerProcess` serves the app on that socket with ``uvicorn.Server`` and
@@ -16,23 +18,31 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import math
 import signal
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from mpo_realtime import demo as demo_mod
+from mpo_realtime.api.app import BackgroundTask, create_app
 from mpo_realtime.api.coalesce import CoalescingHttpToolsProtocol
 from mpo_realtime.domain.errors import MpoError
+from mpo_realtime.logs import configure_logging, flush_logs
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
+from mpo_realtime.status import report_status
+from mpo_realtime.store.simulator import Simulator, World
 
-__all__ = ["PortUnavailable", "ServerProcess", "StopRequested", "bind"]
+__all__ = ["PortUnavailable", "ServerProcess", "StopRequested", "bind", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +174,93 @@ class ServerProcess:
                 return
             await asyncio.sleep(0.02)
         on_listening()
+
+
+def run(
+    settings: Settings,
+    *,
+    demo: bool = False,
+    demo_hours: float = 3.0,
+    demo_rate: int = 200,
+    say: Callable[[str], None] = print,
+) -> None:
+    """``mpo serve``: bind, open, (back-fill), serve until a signal, close.
+
+    ``say`` takes the lines meant for the person who started the process (the back-fill,
+    the address, the quick start). Raises :class:`PortUnavailable` before anything else
+    when the port cannot be bound; other start-up failures are :class:`MpoError`.
+    """
+    configure_logging(logging.INFO, log_format=settings.log_format)
+    sock = bind(settings.host, settings.port)
+    process = ServerProcess(settings=settings, sock=sock)
+    try:
+        _open_and_serve(settings, process, demo=demo, hours=demo_hours, rate=demo_rate, say=say)
+    except StopRequested as stop:
+        log.warning("stopped (%s) during start-up", stop)
+    finally:
+        process.closing()
+        sock.close()
+        flush_logs()
+
+
+def _open_and_serve(
+    settings: Settings,
+    process: ServerProcess,
+    *,
+    demo: bool,
+    hours: float,
+    rate: int,
+    say: Callable[[str], None],
+) -> None:
+    services = Services.open(settings)
+    try:
+        tasks: list[BackgroundTask] = []
+        if settings.status_interval_seconds > 0:
+
+            async def status(active: Services) -> None:
+                interval = settings.status_interval_seconds
+                await report_status(active.metrics.registry, interval=interval)
+
+            tasks.append(status)
+        quick_start = None
+        if demo:
+            world = World.generate(seed=7)
+            simulator = Simulator(world, seed=7)
+            say(f"demo: back-filling up to {demo_mod.hours(hours)} of simulated traffic")
+            now = datetime.now(UTC)
+            say(demo_mod.backfill(services, simulator, hours=hours, now=now).describe(now))
+            demo_mod.ensure_demo_client(services, world)
+            quick_start = demo_mod.quick_start(
+                port=settings.port,
+                host=settings.host,
+                data_dir=settings.data_dir,
+                mpo=".venv/bin/mpo" if Path(".venv/bin/mpo").exists() else "mpo",
+            )
+
+            async def traffic(active: Services) -> None:
+                await demo_mod.live_traffic(active, simulator, events_per_second=rate)
+
+            tasks.append(traffic)
+        app = create_app(settings, services=services, tasks=tasks)
+        # What exists now lives as long as the process: keep it out of the cyclic
+        # collector, whose full passes over it stopped every request (137 ms seen with
+        # 150k objects under 200 polling clients; 5 ms once frozen).
+        gc.collect()
+        gc.freeze()
+        process.run(app, services, on_listening=lambda: _listening(settings, quick_start, say))
+    finally:
+        process.closing()
+        services.close()
+    log.info("stopped: requests answered, stores closed")
+
+
+def _listening(settings: Settings, quick_start: str | None, say: Callable[[str], None]) -> None:
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    base = f"http://{host}:{settings.port}"
+    say(f"listening on {base} (API browser: {base}/docs); Ctrl+C stops")
+    if quick_start is not None:
+        say(
+            f"\nTry it: the demo client is in {settings.demo_client_path}; "
+            "paste this into another terminal, in this directory:\n"
+        )
+        say(quick_start)

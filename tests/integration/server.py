@@ -51,6 +51,32 @@ def create_client(data_dir: Path, advertisers: str, *extra: str) -> dict[str, An
     return result
 
 
+def local_client(data_dir: Path, advertisers: str, *, ingest: bool = False) -> dict[str, Any]:
+    """Like :func:`create_client`, in this process: the same store, no CLI start-up."""
+    from datetime import UTC, datetime
+
+    from mpo_realtime.domain.jobs import Role
+    from mpo_realtime.exports.jobstore import SqlJobStore
+    from mpo_realtime.services import client_service
+    from mpo_realtime.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlJobStore(settings.resolved_job_store_url)
+    try:
+        store.migrate()
+        roles = [Role.REPORT, Role.INGEST] if ingest else [Role.REPORT]
+        client, secret = client_service(settings, store).create(
+            "test",
+            advertiser_ids=[int(a) for a in advertisers.split(",")],
+            roles=roles,
+            now=datetime.now(UTC),
+        )
+    finally:
+        store.close()
+    return {"client_id": client.client_id, "client_secret": secret}
+
+
 class Server:
     """``mpo serve`` as a child process; always stopped by its PID."""
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mpo_realtime import __version__
 from mpo_realtime.client.cli import app
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
-from tests.integration.server import Server, create_client, mpo
+from tests.integration.server import Server, create_client, local_client, mpo
 
 
 def test_cli_clients_create_list_revoke(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_cli_demo_env_prints_export_lines_or_says_what_to_do(tmp_path: Path) -> 
 
 def test_cli_simulate_sends_exactly_rate_times_duration_events(tmp_path: Path) -> None:
     # the simulated world's advertisers: every simulated event is in this client's scope
-    client = create_client(tmp_path, _world_advertisers(), "--ingest")
+    client = local_client(tmp_path, _world_advertisers(), ingest=True)
     server = Server(tmp_path, status_interval_seconds="0").start()
     try:
         done = mpo(

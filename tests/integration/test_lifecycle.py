@@ -25,7 +25,7 @@ from mpo_realtime.domain.jobs import JobStatus
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from mpo_realtime.store.simulator import Simulator, World
-from tests.integration.server import Server, create_client
+from tests.integration.server import Server, local_client
 
 pytestmark = pytest.mark.slow
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
@@ -66,13 +66,13 @@ def _events(simulator: Simulator, count: int) -> tuple[bytes, int]:
     return orjson.dumps(events), sum(int(e["displays"]) for e in events)  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_ingest_exits_0_and_keeps_every_acknowledged_event(
     tmp_path: Path, servers: list[Server], signum: signal.Signals
 ) -> None:
     world = World.generate(seed=3)
-    client = create_client(
-        tmp_path, ",".join(str(a.advertiser_id) for a in world.advertisers), "--ingest"
+    client = local_client(
+        tmp_path, ",".join(str(a.advertiser_id) for a in world.advertisers), ingest=True
     )
     server = Server(tmp_path, status_interval_seconds="0.2").start()
     servers.append(server)
@@ -147,7 +147,7 @@ def test_sigterm_releases_a_running_export_to_the_next_runner(
 ) -> None:
     world = World.generate(seed=5, products=20_000)
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
-    start = end - timedelta(hours=1)
+    start = end - timedelta(minutes=30)
     store = DuckDBEventStore(tmp_path / "events.duckdb")
     try:
         for batch in Simulator(world, seed=5, displays_per_minute=30_000).backfill(start, end):
@@ -155,7 +155,7 @@ def test_sigterm_releases_a_running_export_to_the_next_runner(
     finally:
         store.close()
     advertisers = sorted(str(a.advertiser_id) for a in world.advertisers)
-    client = create_client(tmp_path, ",".join(advertisers))
+    client = local_client(tmp_path, ",".join(advertisers))
     # no grace: a job still running when the signal comes is released at once
     server = Server(tmp_path, shutdown_grace_seconds="0", runner_concurrency="1").start()
     servers.append(server)

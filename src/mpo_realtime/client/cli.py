@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
-import logging
 import shlex
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,90 +112,15 @@ def serve(
     SIGTERM or Ctrl+C stops it gracefully: in-flight requests and export jobs finish,
     the stores close, and the process exits 0.
     """
-    from mpo_realtime.logs import configure_logging, flush_logs
-    from mpo_realtime.serving import ServerProcess, StopRequested, bind
+    from mpo_realtime.serving import run
 
     settings = _settings(data_dir, host=host, port=port)
-    configure_logging(logging.INFO, log_format=settings.log_format)
-    # the port first: a busy one is a one-line error before anything has started
-    sock = bind(settings.host, settings.port)
-    process = ServerProcess(settings=settings, sock=sock)
-    try:
-        _serve(settings, process, demo=demo, demo_hours=demo_hours, demo_rate=demo_rate)
-    except StopRequested as stop:
-        err.print(f"stopped ({stop}) during start-up", markup=False)
-    finally:
-        process.closing()
-        sock.close()
-        flush_logs()
-
-
-def _serve(
-    settings: Settings, process: Any, *, demo: bool, demo_hours: float, demo_rate: int
-) -> None:
-    from mpo_realtime import demo as demo_mod
-    from mpo_realtime.api.app import BackgroundTask, create_app
-    from mpo_realtime.services import Services
-    from mpo_realtime.status import report_status
-    from mpo_realtime.store.simulator import Simulator, World
-
-    services = Services.open(settings)
-    try:
-        tasks: list[BackgroundTask] = []
-        if settings.status_interval_seconds > 0:
-
-            async def status(active: Services) -> None:
-                interval = settings.status_interval_seconds
-                await report_status(active.metrics.registry, interval=interval)
-
-            tasks.append(status)
-        quick_start = None
-        if demo:
-            world = World.generate(seed=7)
-            simulator = Simulator(world, seed=7)
-            now = datetime.now(UTC)
-            filled = demo_mod.backfill(services, simulator, hours=demo_hours, now=now)
-            _say(filled.describe(now))
-            demo_mod.ensure_demo_client(services, world)
-            quick_start = demo_mod.quick_start(
-                port=settings.port,
-                host=settings.host,
-                data_dir=settings.data_dir,
-                mpo=".venv/bin/mpo" if Path(".venv/bin/mpo").exists() else "mpo",
-            )
-
-            async def traffic(active: Services) -> None:
-                await demo_mod.live_traffic(active, simulator, events_per_second=demo_rate)
-
-            tasks.append(traffic)
-        app = create_app(settings, services=services, tasks=tasks)
-        # What exists now lives as long as the process: keep it out of the cyclic
-        # collector, whose full passes over it stopped every request (137 ms seen with
-        # 150k objects under 200 polling clients; 5 ms once frozen).
-        gc.collect()
-        gc.freeze()
-        process.run(app, services, on_listening=lambda: _listening(settings, quick_start))
-    finally:
-        process.closing()
-        services.close()
-    logging.getLogger("mpo_realtime.serve").info("stopped: requests answered, stores closed")
+    run(settings, demo=demo, demo_hours=demo_hours, demo_rate=demo_rate, say=_say)
 
 
 def _say(text: str) -> None:
     """A line for the person at the terminal, on standard output, at once."""
     print(text, flush=True)
-
-
-def _listening(settings: Settings, quick_start: str | None) -> None:
-    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    base = f"http://{host}:{settings.port}"
-    _say(f"listening on {base} (API browser: {base}/docs); Ctrl+C stops")
-    if quick_start is not None:
-        _say(
-            f"\nTry it: the demo client is in {settings.demo_client_path}; "
-            "paste this into another terminal, in this directory:\n"
-        )
-        _say(quick_start)
 
 
 @app.command("demo-env")
@@ -279,12 +201,18 @@ def simulate(
     if not client_id or not client_secret:
         err.print("--client-id and --client-secret (of a client with the ingest role) are needed")
         raise typer.Exit(2)
-    with httpx.Client(base_url=target, timeout=30) as http:
-        headers = _ingest_headers(http, client_id, client_secret)
-        if rate:
-            sent = _send_paced(http, headers, simulator, rate=rate, total=total, batch=batch)
-        else:
-            sent = _send_unpaced(http, headers, simulator, duration=duration, batch=batch)
+    from mpo_realtime.client.traffic import send_events
+
+    sent = send_events(
+        target,
+        client_id,
+        client_secret,
+        simulator,
+        rate=rate,
+        total=total,
+        duration=duration,
+        batch=batch,
+    )
     _say(f"sent {sent:,} events")
 
 
@@ -305,58 +233,6 @@ def _simulate_local(
                 _say(f"stored {asyncio.run(task):,} events")
     finally:
         services.close()
-
-
-def _ingest_headers(http: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
-    answer = http.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-    answer.raise_for_status()
-    return {
-        "Authorization": f"Bearer {answer.json()['access_token']}",
-        "Content-Type": "application/json",
-    }
-
-
-def _post_events(http: httpx.Client, headers: dict[str, str], simulator: Any, count: int) -> int:
-    events = simulator.events(datetime.now(UTC), count)
-    http.post("/ingest/v1/events", content=orjson.dumps(events), headers=headers).raise_for_status()
-    return len(events)
-
-
-def _send_paced(
-    http: httpx.Client,
-    headers: dict[str, str],
-    simulator: Any,
-    *,
-    rate: int,
-    total: int | None,
-    batch: int,
-) -> int:
-    from mpo_realtime.demo import TICK_SECONDS, paced_counts
-
-    sent = 0
-    started = time.monotonic()
-    for tick, due in enumerate(paced_counts(rate, total), start=1):
-        while due > 0:
-            count = _post_events(http, headers, simulator, min(batch, due))
-            sent += count
-            due -= count
-        if total is not None and sent >= total:
-            break
-        time.sleep(max(0.0, started + tick * TICK_SECONDS - time.monotonic()))
-    return sent
-
-
-def _send_unpaced(
-    http: httpx.Client, headers: dict[str, str], simulator: Any, *, duration: float, batch: int
-) -> int:
-    deadline = time.monotonic() + duration if duration else float("inf")
-    sent = 0
-    while time.monotonic() < deadline:
-        sent += _post_events(http, headers, simulator, batch)
-    return sent
 
 
 @clients_app.command("create")
