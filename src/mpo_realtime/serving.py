@@ -8,10 +8,11 @@
    calls ``on_listening`` once connections are accepted.
 3. On SIGTERM or SIGINT (Ctrl+C): uvicorn stops accepting and lets in-flight requests
    finish (``shutdown_grace_seconds``), then the background work stops
-   (:meth:`Services.stop_background`: runners finish or release their jobs); the caller
-   then closes the stores and the process exits 0. A second signal while stopping
-   releases running export jobs at once. A signal during start-up (back-fill) raises
-   :class:`StopRequested`.
+   (:meth:`Services.stop_background`: runners finish or release their jobs), the
+   stores close, the last log lines are written, and the process exits 0. A second
+   signal while stopping releases running export jobs at once. A signal during start-up
+   (the demo back-fill, say) raises :class:`StopRequested`, which ends start-up the same
+   way.
 """
 
 from __future__ import annotations

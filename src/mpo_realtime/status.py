@@ -9,6 +9,7 @@ per second. In JSON logs the figures are fields of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -102,16 +103,28 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
+async def _read(registry: CollectorRegistry) -> Sample:
+    reading = asyncio.ensure_future(asyncio.to_thread(Sample.read, registry))
+    try:
+        return await asyncio.shield(reading)
+    except asyncio.CancelledError:
+        # a graceful stop: let the read that queries the stores end before they close
+        with contextlib.suppress(Exception):
+            await reading
+        raise
+
+
 async def report_status(registry: CollectorRegistry, *, interval: float) -> None:
     """Log a :class:`StatusLine` every ``interval`` seconds until cancelled."""
-    before = await asyncio.to_thread(Sample.read, registry)
+    before: Sample | None = None
     while True:
-        await asyncio.sleep(interval)
         try:
-            after = await asyncio.to_thread(Sample.read, registry)
+            after = await _read(registry)
         except Exception:
             log.exception("status line: reading the metrics failed")
-            continue
-        line = StatusLine.between(before, after)
-        log.info(line.message(), extra=line.fields())
-        before = after
+        else:
+            if before is not None:
+                line = StatusLine.between(before, after)
+                log.info(line.message(), extra=line.fields())
+            before = after
+        await asyncio.sleep(interval)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mpo_realtime.demo import Backfill
 from mpo_realtime.logs import TextFormatter
-from mpo_realtime.status import Sample, StatusLine
+from mpo_realtime.status import Sample, StatusLine, report_status
 
 NOW = datetime(2026, 11, 29, 14, 8, 30, tzinfo=UTC)
 
@@ -95,3 +98,25 @@ def test_backfill_sentences_say_what_the_store_had_and_what_was_added() -> None:
     assert stale.describe(NOW).startswith(
         "the store has data up to 2026-11-20 09:00 UTC (9 days ago)"
     )
+
+
+def test_report_status_logs_lines_until_cancelled(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    events = Counter("mpo_ingest_events", "", registry=registry)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(report_status(registry, interval=0.01))
+        deadline = time.monotonic() + 30
+        while not caplog.records and time.monotonic() < deadline:
+            events.inc(10)
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.INFO, logger="mpo_realtime.status"):
+        asyncio.run(scenario())
+    record = caplog.records[0]
+    assert record.name == "mpo_realtime.status"
+    assert record.getMessage().startswith("ingest ")
+    assert record.__dict__["eventsPerSecond"] >= 0
