@@ -39,15 +39,29 @@ def service_unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+#: what the session used, for the summary: "PostgreSQL: throwaway server at ..."
+_USED: list[str] = []
+
+
 def _service(start: Callable[[], Service]) -> Iterator[Service]:
     try:
         service = start()
     except Unavailable as exc:
+        _USED.append(f"unavailable: {exc}")
         service_unavailable(str(exc))
+    kind = "throwaway server" if service.throwaway else "running server"
+    _USED.append(f"{service.name}: {kind} at {service.url}")
     try:
         yield service
     finally:
         service.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _USED:
+        terminalreporter.write_sep("-", "services")
+        for line in _USED:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
