@@ -1,21 +1,27 @@
-# Every target works on a fresh machine with nothing but Python 3.11+.
+# Every target works on a fresh machine with nothing but Python 3.11+. `make test` also
+# installs the Debian packages of the servers some tests start (see "services" below).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run PORT=8090` serves on another port (as does MPO_PORT=8090 in the environment)
+PORT ?=
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit services bench clean
 
 $(BIN)/python:
+	@echo "==> Creating $(VENV) with $(PYTHON) (once)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
+	@echo "==> Installing mpo-realtime and its dependencies into $(VENV) (about a minute, once)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@touch $(STAMP)
+	@echo "==> Installed"
 
 run: $(STAMP)
-	$(BIN)/mpo serve --demo
+	$(BIN)/mpo serve --demo $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -27,7 +33,32 @@ typecheck: $(STAMP)
 	MYPYPATH=benchmarks $(BIN)/mypy --explicit-package-bases --allow-untyped-defs \
 		--allow-incomplete-defs --allow-untyped-decorators --check-untyped-defs tests benchmarks
 
-unit: $(STAMP)
+# The tests use PostgreSQL, Redis and ClickHouse at their standard addresses when they
+# answer, else start throwaway servers from these Debian packages (tests/services.py).
+# Installed only where absent and only as root with apt-get; a quick check otherwise.
+SERVICE_PACKAGES := postgresql:/usr/lib/postgresql/*/bin/postgres \
+	redis-server:/usr/bin/redis-server clickhouse-server:/usr/sbin/clickhouse-server
+
+services:
+	@missing=""; \
+	for entry in $(SERVICE_PACKAGES); do \
+		package=$${entry%%:*}; binary=$${entry#*:}; \
+		ls $$binary >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "==> Not installing$$missing (needs root and apt-get): the tests that need them"; \
+		echo "    use a server already running at its standard address, or are skipped"; \
+		exit 0; \
+	fi; \
+	echo "==> Installing Debian packages for the service tests:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && \
+		  apt-get install -y -q --no-install-recommends $$missing >/dev/null; } || \
+		echo "==> Could not install$$missing: the tests that need them may be skipped"
+
+unit: $(STAMP) services
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

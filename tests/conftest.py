@@ -11,43 +11,97 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from mpo_realtime.domain.jobs import Job
 from mpo_realtime.exports.jobstore import SqlJobStore
+from tests import services
+from tests.services import Service, Unavailable
+
+# ---------------------------------------------------------------------------------------
+# Services: PostgreSQL, Redis and ClickHouse (tests/services.py). Each is the server at its
+# standard address when it answers (or at MPO_TEST_POSTGRES_URL, MPO_TEST_REDIS_URL,
+# MPO_TEST_CLICKHOUSE_URL with MPO_TEST_CLICKHOUSE_HTTP_URL), else a throwaway one started
+# for the session, else its tests are skipped with the reason in the summary. With
+# CI=true such a skip is a failure: CI must run every test.
+# ---------------------------------------------------------------------------------------
+
+
+def service_unavailable(reason: str) -> NoReturn:
+    """Skip the test for a missing service; fail it on CI, where every service must run."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: service tests must run, not be skipped)")
+    pytest.skip(reason)
+
+
+#: what the session used, for the summary: "PostgreSQL: throwaway server at ..."
+_USED: list[str] = []
+
+
+def _service(start: Callable[[], Service]) -> Iterator[Service]:
+    try:
+        service = start()
+    except Unavailable as exc:
+        _USED.append(f"unavailable: {exc}")
+        service_unavailable(str(exc))
+    kind = "throwaway server" if service.throwaway else "running server"
+    _USED.append(f"{service.name}: {kind} at {service.url}")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _USED:
+        terminalreporter.write_sep("-", "services")
+        for line in _USED:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> Iterator[Service]:
+    url = os.environ.get("MPO_TEST_POSTGRES_URL", services.DEFAULT_POSTGRES_URL)
+    yield from _service(lambda: services.postgres(url))
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[Service]:
+    url = os.environ.get("MPO_TEST_REDIS_URL", services.DEFAULT_REDIS_URL)
+    yield from _service(lambda: services.redis_server(url))
+
+
+@pytest.fixture(scope="session")
+def clickhouse_service() -> Iterator[Service]:
+    url = os.environ.get("MPO_TEST_CLICKHOUSE_URL", services.DEFAULT_CLICKHOUSE_URL)
+    http_url = os.environ.get("MPO_TEST_CLICKHOUSE_HTTP_URL", services.DEFAULT_CLICKHOUSE_HTTP_URL)
+    yield from _service(lambda: services.clickhouse(url, http_url))
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_service: Service) -> str:
+    """``redis://host:port/db`` of a Redis server; use a unique key namespace per test."""
+    return redis_service.url
+
 
 # ---------------------------------------------------------------------------------------
 # Job store fixtures: database URLs (SQLite and PostgreSQL), a migrated store, jobs.
-#
-# PostgreSQL must be reachable (CI provides it): its parameters fail, never skip, when it
-# is not. Set MPO_TEST_POSTGRES_URL to point at another server; each test gets a database
-# of its own, created from that URL's and dropped afterwards.
+# Each PostgreSQL test gets a database of its own, created and dropped around it.
 # ---------------------------------------------------------------------------------------
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: ``created_at`` of the first job a ``job_factory`` makes; each next one is a second later.
 JOB_EPOCH = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
+def postgres_admin_url(postgres_service: Service) -> str:
     """URL of a PostgreSQL database allowed to create and drop other databases."""
-    url = os.environ.get("MPO_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(select(1))
-    except SQLAlchemyError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {url} (set MPO_TEST_POSTGRES_URL): {exc}")
-    finally:
-        engine.dispose()
-    return url
+    return postgres_service.url
 
 
 @contextlib.contextmanager

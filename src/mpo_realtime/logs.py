@@ -1,23 +1,36 @@
-"""Structured logs: one JSON object per line, for ``mpo serve`` and anything it runs.
+"""Logs for ``mpo serve`` and anything it runs: JSON lines, or short text on a terminal.
 
-Every line has ``time`` (UTC, ISO 8601), ``level``, ``logger`` and ``message``; values
-passed with ``extra=`` (``traceId``, the access log's ``method``, ``route``, ``status``,
-``durationMs``...) become fields of their own, and a logged exception adds
-``exception`` with its traceback text.
+In JSON (:class:`JsonFormatter`), every line has ``time`` (UTC, ISO 8601), ``level``,
+``logger`` and ``message``; values passed with ``extra=`` (``traceId``, the access log's
+``method``, ``route``, ``status``, ``durationMs``...) become fields of their own, and a
+logged exception adds ``exception`` with its traceback text. In text
+(:class:`TextFormatter`), a line is the local time, the level, the logger's short name
+and the message, for people watching.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 
-__all__ = ["BufferedStreamHandler", "JsonFormatter", "configure_logging"]
+__all__ = [
+    "BufferedStreamHandler",
+    "JsonFormatter",
+    "LogFormat",
+    "TextFormatter",
+    "configure_logging",
+    "flush_logs",
+]
+
+#: ``auto``: text on a terminal, JSON otherwise
+LogFormat = Literal["auto", "json", "text"]
 
 #: attributes every LogRecord has; anything else on a record came in through ``extra=``
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -59,6 +72,40 @@ class JsonFormatter(logging.Formatter):
             # e.g. an integer beyond 64 bits: keep the line, with the odd values as text
             line = orjson.dumps({k: v if k in _BASE else repr(v) for k, v in payload.items()})
         return line.decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``14:03:12 INFO  access   GET /health 200 0.4ms``: for a person at a terminal.
+
+    The time is local, the logger name loses its ``mpo_realtime.`` prefix, a trace ID
+    follows a warning or an error, and ``colour`` marks warnings and errors in ANSI.
+    """
+
+    _COLOURS = {
+        logging.WARNING: "\x1b[33m",
+        logging.ERROR: "\x1b[31m",
+        logging.CRITICAL: "\x1b[31m",
+    }
+
+    def __init__(self, *, colour: bool = False) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        name = record.name.removeprefix("mpo_realtime.").removesuffix(".error")
+        level = f"{record.levelname:<5}"
+        if self.colour and record.levelno in self._COLOURS:
+            level = f"{self._COLOURS[record.levelno]}{level}\x1b[0m"
+        line = f"{clock} {level} {name:<8} {record.getMessage()}"
+        trace = getattr(record, "traceId", None)
+        if trace and record.levelno >= logging.WARNING:
+            line += f" (trace {trace})"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
+        return line
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -147,13 +194,16 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
-    """Send every logger (uvicorn's included) to ``stream`` as JSON lines.
+def configure_logging(
+    level: int = logging.INFO, stream: IO[str] | None = None, *, log_format: LogFormat = "auto"
+) -> None:
+    """Send every logger (uvicorn's included) to ``stream``, as JSON lines or as text.
 
     Without ``stream``: standard error, line by line on a terminal, else through a
     :class:`BufferedStreamHandler` (lines reach a file or pipe within a quarter second,
-    warnings and errors at once). Replaces the root logger's handlers; meant for the
-    process entry point only.
+    warnings and errors at once). ``log_format="auto"`` writes text on a terminal and
+    JSON elsewhere. Replaces the root logger's handlers; meant for the process entry
+    point only.
     """
     # The logging HOWTO's "Optimization" switches: no line prints thread or process
     # names, and gathering them for each record is a fifth of an access line's cost.
@@ -161,7 +211,8 @@ def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) 
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler: logging.Handler
-    if stream is None and sys.stderr.isatty():
+    terminal = stream is None and sys.stderr.isatty()
+    if terminal:
         handler = logging.StreamHandler(sys.stderr)
     else:
         # standard error is line buffered even when it is a file; this one is not
@@ -169,7 +220,11 @@ def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) 
             sys.stderr.fileno(), "w", encoding="utf-8", buffering=1 << 16, closefd=False
         )
         handler = BufferedStreamHandler(out)
-    handler.setFormatter(JsonFormatter())
+    if log_format == "text" or (log_format == "auto" and terminal):
+        colour = terminal and not os.environ.get("NO_COLOR")
+        handler.setFormatter(TextFormatter(colour=colour))
+    else:
+        handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in root.handlers:
         if isinstance(old, BufferedStreamHandler):
@@ -180,3 +235,10 @@ def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None) 
         # uvicorn's own handlers would print plain text; let the root handler write them
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+def flush_logs() -> None:
+    """Write every line the root logger's handlers still keep (before the process ends)."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()

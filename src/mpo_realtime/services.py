@@ -86,6 +86,7 @@ class Services:
     metrics: Metrics
     limiter: RateLimiter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -145,31 +146,59 @@ class Services:
 
     def start_background(self, *, runners: bool = True) -> None:
         """Start runner and sweeper tasks on the running event loop."""
+        self._stopping = asyncio.Event()
         if runners and self.settings.runner_concurrency > 0:
             coro = self.runner.serve(concurrency=self.settings.runner_concurrency)
             self._tasks.append(asyncio.create_task(coro, name="runners"))
         self._tasks.append(asyncio.create_task(self._sweep_forever(), name="sweeper"))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` until :meth:`stop_background`."""
+        """Run ``coro`` until :meth:`stop_background` (which cancels it)."""
         self._tasks.append(asyncio.create_task(coro))
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await asyncio.to_thread(self.sweeper.sweep, datetime.now(UTC))
             except Exception:
                 log.exception("sweep failed")
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.sweep_interval_seconds)
 
     async def stop_background(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        """Stop the background work gracefully; idempotent.
+
+        Runners claim no more jobs and get ``shutdown_grace_seconds`` to finish the ones
+        they run; jobs still running then are released (their leases end, so another
+        runner claims them at once). A sweep under way ends first. Other tasks (demo
+        traffic, the status line) are cancelled.
+        """
+        if not self._tasks:
+            return
+        tasks, self._tasks = self._tasks, []
+        self._stopping.set()
+        self.runner.stop()
+        owned = [t for t in tasks if t.get_name() in ("runners", "sweeper")]
+        for task in tasks:
+            if task not in owned:
+                task.cancel()
+        grace = self.settings.shutdown_grace_seconds
+        _, late = await asyncio.wait(tasks, timeout=grace) if tasks else (set(), set())
+        if late:
+            log.warning(
+                "export jobs still running after %.0fs: releasing them to another runner", grace
+            )
+            self.runner.stop(release=True)
+            # a job stops at its next batch; one waiting on a long query is left behind
+            _, late = await asyncio.wait(late, timeout=5)
+            for task in late:
+                task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("background task %s failed", task.get_name(), exc_info=result)
 
     def close(self) -> None:
+        """Close the stores: the event store writes everything queued and checkpoints."""
         self.events.close()
         self.jobs.close()

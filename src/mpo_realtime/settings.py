@@ -91,6 +91,21 @@ class Settings(BaseSettings):
         "or none.",
     )
 
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as JSON or as short text; auto: text on a terminal, else JSON.",
+    )
+    status_interval_seconds: float = Field(
+        10.0,
+        description="Period of the status line of mpo serve (ingest rate, data freshness, "
+        "exports); 0 turns it off.",
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        description="On SIGTERM or Ctrl+C: time in-flight requests, then running export jobs, "
+        "get to finish; jobs still running are then released to another runner.",
+    )
+
     @property
     def resolved_event_store_url(self) -> str:
         return self.event_store_url or f"duckdb:///{self.data_dir / 'events.duckdb'}"
@@ -98,6 +113,11 @@ class Settings(BaseSettings):
     @property
     def resolved_job_store_url(self) -> str:
         return self.job_store_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
+
+    @property
+    def demo_client_path(self) -> Path:
+        """Where ``mpo serve --demo`` keeps the demo client's credentials."""
+        return self.data_dir / "demo-client.json"
 
     @property
     def resolved_export_dir(self) -> Path:

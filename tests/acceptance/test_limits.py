@@ -98,9 +98,11 @@ def test_ingest_budget(api_factory: Callable[..., Api]) -> None:
 
 
 @pytest.mark.parametrize("route", ["report", "ingest"])
-def test_budgets_shared_through_redis(api_factory: Callable[..., Api], route: str) -> None:
+def test_budgets_shared_through_redis(
+    api_factory: Callable[..., Api], redis_url: str, route: str
+) -> None:
     shared = {
-        "rate_limit_storage_url": "redis://127.0.0.1:6379/0",
+        "rate_limit_storage_url": redis_url,
         "rate_limit_namespace": f"mpo-test-{uuid.uuid4().hex}",
         "report_requests_per_minute": 3,
         "ingest_requests_per_minute": 3,

@@ -51,18 +51,46 @@ def create_client(data_dir: Path, advertisers: str, *extra: str) -> dict[str, An
     return result
 
 
+def local_client(data_dir: Path, advertisers: str, *, ingest: bool = False) -> dict[str, Any]:
+    """Like :func:`create_client`, in this process: the same store, no CLI start-up."""
+    from datetime import UTC, datetime
+
+    from mpo_realtime.domain.jobs import Role
+    from mpo_realtime.exports.jobstore import SqlJobStore
+    from mpo_realtime.services import client_service
+    from mpo_realtime.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlJobStore(settings.resolved_job_store_url)
+    try:
+        store.migrate()
+        roles = [Role.REPORT, Role.INGEST] if ingest else [Role.REPORT]
+        client, secret = client_service(settings, store).create(
+            "test",
+            advertiser_ids=[int(a) for a in advertisers.split(",")],
+            roles=roles,
+            now=datetime.now(UTC),
+        )
+    finally:
+        store.close()
+    return {"client_id": client.client_id, "client_secret": secret}
+
+
 class Server:
     """``mpo serve`` as a child process; always stopped by its PID."""
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, **settings: str) -> None:
         self.data_dir = data_dir
+        self.args = args
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **{f"MPO_{k.upper()}": v for k, v in settings.items()}}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> Server:
+    def launch(self) -> Server:
+        """Start the process without waiting for it to serve."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -74,12 +102,19 @@ class Server:
                     str(self.data_dir),
                     "--port",
                     str(self.port),
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
             )
+        return self
+
+    def start(self, timeout: float = 60) -> Server:
+        """Start the process and wait until it answers ``/health``."""
+        self.launch()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -92,6 +127,24 @@ class Server:
             time.sleep(0.1)
         self.kill()
         raise AssertionError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    @property
+    def output(self) -> str:
+        """What the process wrote to standard output and error so far."""
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        """The exit status, once the process has ended (killed after ``timeout``)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"server did not exit: {self.output[-2000:]}") from None
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -1,4 +1,4 @@
-"""Imports point inward: api → exports → store → domain (ARCHITECTURE.md)."""
+"""Imports point inward: api → exports → store → domain (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -19,8 +19,6 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from mpo_realtime.exports.ratelimit import RateLimited, RateLimiter, per_hour, per_minute
 
-REDIS = "redis://127.0.0.1:6379/0"
-
 
 def _compare(
     limiter: RateLimiter,
@@ -58,11 +56,11 @@ def test_memory_limiter_matches_the_strategy(amount: int, hits: int, hourly: boo
 
 @settings(max_examples=10, deadline=None)
 @given(amount=st.integers(1, 10), hits=st.integers(1, 15))
-def test_redis_limiter_matches_the_strategy(amount: int, hits: int) -> None:
+def test_redis_limiter_matches_the_strategy(redis_url: str, amount: int, hits: int) -> None:
     namespace = f"test-{uuid.uuid4().hex}"
-    limiter = RateLimiter(REDIS, namespace=namespace)
+    limiter = RateLimiter(redis_url, namespace=namespace)
     reference = SlidingWindowCounterRateLimiter(
-        storage_from_string(REDIS, key_prefix=f"{namespace}-reference")
+        storage_from_string(redis_url, key_prefix=f"{namespace}-reference")
     )
     _compare(limiter, reference, per_minute(amount), hits, exact_reset=False)
 

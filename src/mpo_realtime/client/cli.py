@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
-import logging
-import time
+import shlex
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from mpo_realtime import __version__
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.domain.jobs import Role
 from mpo_realtime.settings import Settings
@@ -27,16 +26,32 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="mpo-realtime: real-time marketplace ad reporting.", no_args_is_help=True)
-clients_app = typer.Typer(help="Manage API clients (credentials, scope, roles).")
+app = typer.Typer(
+    help="mpo-realtime: real-time marketplace ad reporting.",
+    no_args_is_help=True,
+    # click's plain help: flags show as flags, not as options taking a <bool>
+    rich_markup_mode=None,
+)
+clients_app = typer.Typer(
+    help="Manage API clients (credentials, scope, roles).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(clients_app, name="clients")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+
+def _default(name: str) -> Any:
+    """A setting's default, so that ``--help`` shows the value the service would use."""
+    return Settings.model_fields[name].default
+
+
 DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="MPO_DATA_DIR", help="Directory for local state [./var]."),
+    Path,
+    typer.Option("--data-dir", envvar="MPO_DATA_DIR", help="Directory for local state."),
 ]
+DATA_DIR: Path = _default("data_dir")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,120 +70,130 @@ def _errors_to_exit(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (MpoError, httpx.HTTPError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mpo-realtime {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """mpo-realtime: real-time marketplace ad reporting."""
+
+
 @app.command()
 @_errors_to_exit
 def serve(
-    data_dir: DataDir = None,
-    host: Annotated[str | None, typer.Option(envvar="MPO_HOST", help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(envvar="MPO_PORT", help="Bind port.")] = None,
-    demo: Annotated[bool, typer.Option(help="Back-fill history and run live traffic.")] = False,
+    data_dir: DataDir = DATA_DIR,
+    host: Annotated[str, typer.Option(envvar="MPO_HOST", help="Bind address.")] = _default("host"),
+    port: Annotated[int, typer.Option(envvar="MPO_PORT", help="Bind port.")] = _default("port"),
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Back-fill simulated history, run live traffic, demo client."),
+    ] = False,
     demo_hours: Annotated[float, typer.Option(help="Hours of history for --demo.")] = 3.0,
     demo_rate: Annotated[int, typer.Option(help="Live events per second for --demo.")] = 200,
 ) -> None:
-    """Run the whole system (HTTP API, ingestion, export runners, sweeper)."""
-    import uvicorn
+    """Run the whole system (HTTP API, ingestion, export runners, sweeper).
 
-    from mpo_realtime import demo as demo_mod
-    from mpo_realtime.api.app import BackgroundTask, create_app
-    from mpo_realtime.api.coalesce import CoalescingHttpToolsProtocol
-    from mpo_realtime.logs import configure_logging
-    from mpo_realtime.services import Services
-    from mpo_realtime.store.simulator import Simulator, World
+    SIGTERM or Ctrl+C stops it gracefully: in-flight requests and export jobs finish,
+    the stores close, and the process exits 0.
+    """
+    from mpo_realtime.serving import run
 
-    configure_logging(logging.INFO)
     settings = _settings(data_dir, host=host, port=port)
-    services = Services.open(settings)
-    tasks: list[BackgroundTask] = []
-    try:
-        if demo:
-            world = World.generate(seed=7)
-            simulator = Simulator(world, seed=7)
-            started = time.perf_counter()
-            rows = demo_mod.backfill(services, simulator, hours=demo_hours, now=datetime.now(UTC))
-            console.print(
-                f"back-filled {rows:,} roll-up rows in {time.perf_counter() - started:.1f}s"
-            )
-            creds = demo_mod.ensure_demo_client(services, world)
-            _print_demo_help(settings, creds)
+    run(settings, demo=demo, demo_hours=demo_hours, demo_rate=demo_rate, say=_say)
 
-            async def traffic(active: Services) -> None:
-                await demo_mod.live_traffic(active, simulator, events_per_second=demo_rate)
 
-            tasks.append(traffic)
-        app = create_app(settings, services=services, tasks=tasks)
-        # What exists now lives as long as the process: keep it out of the cyclic
-        # collector, whose full passes over it stopped every request (137 ms seen with
-        # 150k objects under 200 polling clients; 5 ms once frozen).
-        gc.collect()
-        gc.freeze()
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            # JSON lines from configure_logging; the app writes its own access log
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=5,
-            # no "server: uvicorn" on every answer: it tells attackers what runs here
-            server_header=False,
-            # httptools parses HTTP in C (about 10 % more ingest per CPU second), and
-            # each small answer leaves in one write (see api/coalesce.py). The asyncio
-            # loop is kept: under uvloop some polls stalled for close to a second at 200
-            # connections in bench_poll.py.
-            http=CoalescingHttpToolsProtocol,
-            loop="asyncio",
+def _say(text: str) -> None:
+    """A line for the person at the terminal, on standard output, at once."""
+    print(text, flush=True)
+
+
+@app.command("demo-env")
+@_errors_to_exit
+def demo_env(data_dir: DataDir = DATA_DIR) -> None:
+    """Print the demo client's credentials as shell export lines: eval "$(mpo demo-env)".
+
+    Sets MPO_CLIENT_ID and MPO_CLIENT_SECRET (which mpo simulate --target reads) and
+    MPO_ADVERTISER_IDS, from the demo-client.json that mpo serve --demo writes.
+    """
+    path = _settings(data_dir).demo_client_path
+    if not path.is_file():
+        err.print(
+            f"no demo client in {data_dir}: start the demo first (make run, or mpo serve --demo)",
+            markup=False,
         )
-    finally:
-        services.close()
-
-
-def _print_demo_help(settings: Settings, creds: dict[str, object]) -> None:
-    base = f"http://{settings.host}:{settings.port}"
-    advertisers = creds["advertiser_ids"]
-    first = advertisers[0] if isinstance(advertisers, list) else "?"
-    console.print(f"demo client: {settings.data_dir / 'demo-client.json'}")
-    console.print(
-        "try:\n"
-        f"  TOKEN=$(curl -s {base}/oauth2/token -d grant_type=client_credentials "
-        f"-d client_id={creds['client_id']} -d client_secret={creds['client_secret']} "
-        "| python3 -c 'import sys,json;print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
-        f"{base}/preview/marketing-solutions/marketplace-performance-outcomes/stats/"
-        "realtime-reports/export "
-        f'-d \'{{"data":{{"type":"RealTimeProductReportJob","attributes":'
-        f'{{"advertiserIds":["{first}"],"dimensions":["campaignId","hour"],'
-        f'"lookbackWindow":180}}}}}}\''
-    )
+        raise typer.Exit(1)
+    saved = orjson.loads(path.read_bytes())
+    values = {
+        "MPO_CLIENT_ID": str(saved["client_id"]),
+        "MPO_CLIENT_SECRET": str(saved["client_secret"]),
+        "MPO_ADVERTISER_IDS": ",".join(str(a) for a in saved["advertiser_ids"]),
+    }
+    for name, value in values.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()
 @_errors_to_exit
 def simulate(
-    data_dir: DataDir = None,
+    data_dir: DataDir = DATA_DIR,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same traffic.")] = 7,
-    hours: Annotated[float, typer.Option(help="Hours of history to back-fill first.")] = 0.0,
-    rate: Annotated[int, typer.Option(help="Live events per second (0: none).")] = 0,
-    duration: Annotated[float, typer.Option(help="Seconds of live traffic (0: forever).")] = 0.0,
+    hours: Annotated[
+        float, typer.Option(help="Hours of history to back-fill first (local store only).")
+    ] = 0.0,
+    rate: Annotated[
+        int,
+        typer.Option(
+            help="Live events per second; 0: none locally, as fast as possible with --target."
+        ),
+    ] = 0,
+    duration: Annotated[
+        float,
+        typer.Option(help="Seconds of live traffic (rate x duration events); 0: forever."),
+    ] = 0.0,
     target: Annotated[
-        str | None, typer.Option(help="Server base URL; default: write the local store.")
+        str | None,
+        typer.Option(
+            help="Base URL of a running server, e.g. http://127.0.0.1:8080. "
+            "Without it: the local store in --data-dir."
+        ),
     ] = None,
-    client_id: Annotated[str | None, typer.Option(envvar="MPO_CLIENT_ID")] = None,
-    client_secret: Annotated[str | None, typer.Option(envvar="MPO_CLIENT_SECRET")] = None,
-    batch: Annotated[int, typer.Option(help="Events per HTTP request.")] = 1000,
+    client_id: Annotated[
+        str | None,
+        typer.Option(envvar="MPO_CLIENT_ID", help="With --target: a client with the ingest role."),
+    ] = None,
+    client_secret: Annotated[
+        str | None,
+        typer.Option(envvar="MPO_CLIENT_SECRET", help="With --target: that client's secret."),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Most events per HTTP request.")] = 1000,
 ) -> None:
-    """Generate realistic marketplace traffic into a local store or a running server."""
+    """Generate realistic marketplace traffic into a local store or a running server.
+
+    With --rate and --duration, exactly rate x duration events are sent (the last
+    batch is partial).
+    """
     from mpo_realtime.store.simulator import Simulator, World
 
     simulator = Simulator(World.generate(seed=seed), seed=seed)
+    total = round(rate * duration) if rate and duration else None
     if target is None:
-        _simulate_local(_settings(data_dir), simulator, hours=hours, rate=rate, duration=duration)
+        _simulate_local(_settings(data_dir), simulator, hours=hours, rate=rate, total=total)
         return
     if hours:
         err.print("--hours back-fills a local store only; against a server, use --rate")
@@ -176,13 +201,23 @@ def simulate(
     if not client_id or not client_secret:
         err.print("--client-id and --client-secret (of a client with the ingest role) are needed")
         raise typer.Exit(2)
-    _simulate_remote(
-        target, client_id, client_secret, simulator, rate=rate, duration=duration, batch=batch
+    from mpo_realtime.client.traffic import send_events
+
+    sent = send_events(
+        target,
+        client_id,
+        client_secret,
+        simulator,
+        rate=rate,
+        total=total,
+        duration=duration,
+        batch=batch,
     )
+    _say(f"sent {sent:,} events")
 
 
 def _simulate_local(
-    settings: Settings, simulator: Any, *, hours: float, rate: int, duration: float
+    settings: Settings, simulator: Any, *, hours: float, rate: int, total: int | None
 ) -> None:
     from mpo_realtime import demo as demo_mod
     from mpo_realtime.services import Services
@@ -190,74 +225,40 @@ def _simulate_local(
     services = Services.open(settings)
     try:
         if hours:
-            started = time.perf_counter()
-            rows = demo_mod.backfill(services, simulator, hours=hours, now=datetime.now(UTC))
-            console.print(
-                f"back-filled {rows:,} roll-up rows in {time.perf_counter() - started:.2f}s"
-            )
+            now = datetime.now(UTC)
+            _say(demo_mod.backfill(services, simulator, hours=hours, now=now).describe(now))
         if rate:
-
-            async def run() -> None:
-                task = demo_mod.live_traffic(services, simulator, events_per_second=rate)
-                await asyncio.wait_for(task, duration or None)
-
-            try:
-                asyncio.run(run())
-            except TimeoutError:
-                pass
+            task = demo_mod.live_traffic(services, simulator, events_per_second=rate, total=total)
+            with contextlib.suppress(KeyboardInterrupt):
+                _say(f"stored {asyncio.run(task):,} events")
     finally:
         services.close()
-
-
-def _simulate_remote(
-    target: str,
-    client_id: str,
-    secret: str,
-    simulator: Any,
-    *,
-    rate: int,
-    duration: float,
-    batch: int,
-) -> None:
-    with httpx.Client(base_url=target, timeout=30) as http:
-        answer = http.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-            },
-        )
-        answer.raise_for_status()
-        headers = {
-            "Authorization": f"Bearer {answer.json()['access_token']}",
-            "Content-Type": "application/json",
-        }
-        deadline = time.monotonic() + duration if duration else float("inf")
-        sent = 0
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            events = simulator.events(datetime.now(UTC), batch)
-            http.post(
-                "/ingest/v1/events", content=orjson.dumps(events), headers=headers
-            ).raise_for_status()
-            sent += len(events)
-            if rate:
-                time.sleep(max(0.0, len(events) / rate - (time.monotonic() - started)))
-        console.print(f"sent {sent:,} events")
 
 
 @clients_app.command("create")
 @_errors_to_exit
 def clients_create(
-    name: str,
-    advertisers: Annotated[str, typer.Option(help="Comma-separated advertiser IDs in scope.")],
-    ingest: Annotated[bool, typer.Option(help="Also grant the ingest role.")] = False,
-    report: Annotated[bool, typer.Option(help="Grant the report role.")] = True,
-    requests_per_minute: Annotated[int | None, typer.Option(help="Rate limit override.")] = None,
-    exports_per_hour: Annotated[int | None, typer.Option(help="Export quota override.")] = None,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A name for people, e.g. acme.")],
+    advertisers: Annotated[
+        str, typer.Option(help="Comma-separated advertiser IDs in scope, e.g. 321,322.")
+    ],
+    ingest: Annotated[bool, typer.Option("--ingest", help="Also grant the ingest role.")] = False,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Grant the report role.")
+    ] = True,
+    requests_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            help="Report API calls per minute for this client "
+            "(default: MPO_REPORT_REQUESTS_PER_MINUTE)."
+        ),
+    ] = None,
+    exports_per_hour: Annotated[
+        int | None,
+        typer.Option(help="New exports per hour for this client (default: MPO_EXPORTS_PER_HOUR)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    data_dir: DataDir = None,
+    data_dir: DataDir = DATA_DIR,
 ) -> None:
     """Create a client; prints its client_id and client_secret (shown only once)."""
     try:
@@ -293,7 +294,7 @@ def clients_create(
 @_errors_to_exit
 def clients_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    data_dir: DataDir = None,
+    data_dir: DataDir = DATA_DIR,
 ) -> None:
     """List clients (never their secrets)."""
     with _client_service(data_dir) as service:
@@ -320,7 +321,10 @@ def clients_list(
 
 @clients_app.command("revoke")
 @_errors_to_exit
-def clients_revoke(client_id: str, data_dir: DataDir = None) -> None:
+def clients_revoke(
+    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID", help="The client to revoke.")],
+    data_dir: DataDir = DATA_DIR,
+) -> None:
     """Revoke a client: its tokens stop working within seconds."""
     with _client_service(data_dir) as service:
         if not service.revoke(client_id, now=datetime.now(UTC)):

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +40,10 @@ class LeaseLost(Exception):
     """Another runner took the job over: stop without finishing it."""
 
 
+class _Released(Exception):
+    """The runner is stopping and gives the job back (see :meth:`JobRunner.stop`)."""
+
+
 class JobRunner:
     """Runs export jobs; safe to run many of them against one job store."""
 
@@ -64,9 +69,25 @@ class JobRunner:
         self.on_finished = on_finished
         self._wake = asyncio.Event()
         self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._stopping = threading.Event()
+        self._releasing = threading.Event()
+
+    def stop(self, *, release: bool = False) -> None:
+        """Claim no more jobs: :meth:`serve` returns once the jobs being run are done.
+
+        With ``release``, those jobs are given up too: each stops at its next batch,
+        leaves no file and releases its lease, so that another runner claims it at once
+        (a graceful stop that ran out of time). Callable from any thread.
+        """
+        self._stopping.set()
+        if release:
+            self._releasing.set()
+        self.wake()
 
     def run_one(self) -> Job | None:
-        """Claim and run the oldest Pending job; None when there is none."""
+        """Claim and run the oldest Pending job; None when there is none (or stopping)."""
+        if self._stopping.is_set():
+            return None
         job = self.jobs.claim_next(owner=self.owner, now=self.clock(), lease=self.lease)
         if job is None:
             return None
@@ -91,10 +112,19 @@ class JobRunner:
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", job.id)
             return
+        except _Released:
+            self._release(job)
+            return
         except OSError as exc:
+            if self._releasing.is_set():
+                self._release(job)  # the process is stopping under it: not the job's fault
+                return
             self._fail(job, f"could not write the export file: {exc.strerror or exc}")
             return
         except Exception as exc:
+            if self._releasing.is_set():
+                self._release(job)
+                return
             log.exception("job %s failed", job.id)
             self._fail(job, f"the export could not be produced: {exc}")
             return
@@ -119,6 +149,12 @@ class JobRunner:
             if done is not None:
                 self.on_finished(done)
 
+    def _release(self, job: Job) -> None:
+        """End our lease now: the job stays Pending and the next claim takes it."""
+        released = self.jobs.renew_lease(job.id, owner=self.owner, until=self.clock())
+        if released:
+            log.info("job %s: released for another runner (stopping)", job.id)
+
     def _fail(self, job: Job, message: str) -> None:
         self.jobs.fail_job(job.id, owner=self.owner, now=self.clock(), message=message)
         failed = self.jobs.get_job(job.id)
@@ -132,6 +168,8 @@ class JobRunner:
         every = self.lease.total_seconds() / 3
         last = time.monotonic()
         for batch in batches:
+            if self._releasing.is_set():
+                raise _Released(job.id)
             if not first:
                 first.append(time.perf_counter())
             if time.monotonic() - last >= every:
@@ -153,7 +191,7 @@ class JobRunner:
         await asyncio.gather(*(self._loop(poll_interval) for _ in range(concurrency)))
 
     async def _loop(self, poll_interval: float) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 job = await asyncio.to_thread(self.run_one)
             except Exception:
@@ -161,6 +199,8 @@ class JobRunner:
                 job = None
             if job is None:
                 self._wake.clear()
+                if self._stopping.is_set():
+                    break
                 try:
                     await asyncio.wait_for(self._wake.wait(), poll_interval)
                 except TimeoutError:
