@@ -278,9 +278,7 @@ def _check_finite(array: pa.Array) -> None:
         raise ValueError("cannot write a non-finite float")
 
 
-def _format_instants(
-    array: pa.Array, zone: ZoneInfo, *, quote: str, prefix: str = ""
-) -> pa.Array:
+def _format_instants(array: pa.Array, zone: ZoneInfo, *, quote: str, prefix: str = "") -> pa.Array:
     """ISO-8601 local times in ``zone`` for a timestamp array, as a ``string`` array.
 
     Only the distinct instants are formatted in Python; the rows then take their

