@@ -20,7 +20,7 @@ effective interval are the same request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +43,7 @@ class Interval:
     lookback_window: int | None = None
     #: the request named no end (or one after now): its end is "now"
     open_ended: bool = False
-    warnings: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
 
 def _pointer(name: str) -> str:
