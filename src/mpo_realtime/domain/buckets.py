@@ -46,8 +46,8 @@ __all__ = ["Piece", "bucket_pieces", "offset_changes"]
 
 _EPSILON = timedelta(microseconds=1)
 #: Offset changes are looked for by sampling at this step, then bisecting to the
-#: second. Two changes closer than the step could hide each other; the closest two
-#: of any zone since 1970 in tzdata 2026f are 6 days 23 hours apart.
+#: second. Two changes closer than the step could hide each other; the closest two of
+#: any zone between 1970 and 2040 in tzdata 2026f are 6 days 23 hours apart.
 _SAMPLE_STEP = timedelta(days=1)
 #: width of the buckets that are the same length wherever the UTC offset is constant
 _WIDTHS = {
