@@ -171,8 +171,7 @@ def _literal_sql(plan: QueryPlan) -> str:
     """The store's SQL for ``plan`` with its parameters written in as literals."""
     sql = render_aggregate(plan)
     sql = sql.replace("$start", f"TIMESTAMPTZ '{plan.start.isoformat()}'")
-    sql = sql.replace("$end", f"TIMESTAMPTZ '{plan.end.isoformat()}'")
-    return sql.replace("$tz", f"'{plan.timezone}'")
+    return sql.replace("$end", f"TIMESTAMPTZ '{plan.end.isoformat()}'")
 
 
 # -- API helpers --------------------------------------------------------------------------

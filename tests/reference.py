@@ -13,7 +13,12 @@ Time buckets are the UTC instant at which the local bucket starts in ``plan.time
   02:45, Lord Howe by 30 minutes) the part of an hour on the other side of the change is
   a bucket of its own that starts at the change, so every bucket starts at a real local
   time that belongs to it and holds only minutes of one local hour;
-- ``day``, ``week`` (ISO: Monday), ``month``, ``year``: local midnight of the first day.
+- ``day``, ``week`` (ISO: Monday), ``month``, ``year``: the first instant of the first
+  local day: its midnight, or where the clock skips midnight, the change that skips it.
+
+Zones come from the service's one time-zone database (the ``tzdata`` package) through
+:func:`mpo_realtime.domain.zones.get_zone`, the only service code this module uses for
+buckets: the rules themselves are computed here, independently, minute by minute.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension, Metric
+from mpo_realtime.domain.zones import get_zone
 from mpo_realtime.store.base import ROLLUP_SCHEMA
 
 __all__ = [
@@ -68,14 +73,23 @@ class Event:
             raise ValueError(f"minute must be a whole minute, got {self.minute!r}")
 
 
-@cache
 def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+    return get_zone(name)
 
 
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    # fold=0: a midnight skipped by DST resolves like zoneinfo does (none in our zones).
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+def _first_instant_of(day: date, zone: ZoneInfo) -> datetime:
+    """The first UTC instant whose local date in ``zone`` is ``day``."""
+    midnight = datetime.combine(day, time(0))
+    # Midnight may occur twice (a fall-back to 00:00): both folds, the earlier that exists.
+    for fold in (0, 1):
+        instant = midnight.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == midnight:
+            return instant
+    # Midnight was skipped: fold=0 lands after the jump; walk back to the jump itself.
+    instant = midnight.replace(tzinfo=zone).astimezone(UTC)
+    while (instant - _MINUTE).astimezone(zone).date() == day:
+        instant -= _MINUTE
+    return instant
 
 
 def _hour_start(instant: datetime, zone: ZoneInfo) -> datetime:
@@ -101,13 +115,13 @@ def bucket_start(instant: datetime, dimension: Dimension, timezone: str) -> date
         return _hour_start(instant.replace(second=0, microsecond=0), zone)
     day = instant.astimezone(zone).date()
     if dimension is Dimension.DAY:
-        return _local_midnight(day, zone)
+        return _first_instant_of(day, zone)
     if dimension is Dimension.WEEK:
-        return _local_midnight(day - timedelta(days=day.weekday()), zone)
+        return _first_instant_of(day - timedelta(days=day.weekday()), zone)
     if dimension is Dimension.MONTH:
-        return _local_midnight(day.replace(day=1), zone)
+        return _first_instant_of(day.replace(day=1), zone)
     if dimension is Dimension.YEAR:
-        return _local_midnight(day.replace(month=1, day=1), zone)
+        return _first_instant_of(day.replace(month=1, day=1), zone)
     raise ValueError(f"{dimension} is not a time dimension")
 
 

@@ -116,6 +116,7 @@ class Services:
             files=files,
             cache_window=timedelta(seconds=settings.cache_window_seconds),
             settle=timedelta(seconds=settings.settle_seconds),
+            retention=timedelta(days=settings.retention_days),
             max_ids=settings.max_ids_per_filter,
             on_created=runner.wake,
             limiter=limiter,

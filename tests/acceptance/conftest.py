@@ -113,6 +113,8 @@ def settings(tmp_path: Any) -> Settings:
         flush_interval_seconds=0.01,
         runner_concurrency=1,
         sweep_interval_seconds=3600,
+        # Tests use fixed dates (the 2026 DST changes); retention tests set their own.
+        retention_days=36_500,
     )
 
 

@@ -18,7 +18,7 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 PAST = _iso(NOW - timedelta(hours=3))
 EARLIER = _iso(NOW - timedelta(hours=4))
 FUTURE = _iso(NOW + timedelta(hours=3))

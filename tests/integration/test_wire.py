@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mpo_realtime.domain.zones import tzdata_version
 from tests.integration.server import Server, create_client
 
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
+HEALTH = b'{"status":"ok","tzdata":"%s"}' % tzdata_version().encode()
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_pipelined_requests_are_answered_whole_and_in_order(server: Server) -> N
         answers = _read_answers(conn, 3)
     statuses = [head.split(b"\r\n", 1)[0] for head, _ in answers]
     assert statuses == [b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.1 200 OK"]
-    assert answers[0][1] == b'{"status":"ok"}'
+    assert answers[0][1] == HEALTH
     assert b'"code":"route-not-found"' in answers[1][1]
     assert all(b"\r\nserver:" not in head.lower() for head, _ in answers)
 
@@ -84,7 +86,7 @@ def test_connection_close_sends_the_answer_then_closes(server: Server) -> None:
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert b"connection: close" in head.lower()
-    assert body == b'{"status":"ok"}'
+    assert body == HEALTH
 
 
 def test_a_large_download_arrives_whole(server: Server, tmp_path: Path) -> None:

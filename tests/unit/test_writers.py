@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpo_realtime.domain.report import FileFormat
+from mpo_realtime.domain.zones import get_zone
 from mpo_realtime.exports.writers import WriteResult, write_export
 
 ID_COLUMNS = ("advertiserId", "partnerId", "campaignId", "sellerId")
@@ -120,7 +121,7 @@ def _float_text(value: float) -> str:
 
 
 def _iso(value: datetime, timezone: str) -> str:
-    return value.astimezone(zoneinfo.ZoneInfo(timezone)).isoformat(timespec="seconds")
+    return value.astimezone(get_zone(timezone)).isoformat(timespec="seconds")
 
 
 def _reference_cells(
@@ -338,9 +339,11 @@ def test_write_export_rejects_non_finite_cost(file_format: FileFormat, bad: floa
         _write([batch], ["cost"], file_format)
 
 
-def test_write_export_rejects_unknown_timezone() -> None:
+@pytest.mark.parametrize("timezone", ["Mars/Olympus_Mons", "localtime", "Factory", "../zones"])
+def test_write_export_rejects_unknown_timezone(timezone: str) -> None:
+    # "localtime" is a file of the host's zone directory, not a zone of the tzdata package.
     with pytest.raises(zoneinfo.ZoneInfoNotFoundError):
-        _write([], ["clicks"], FileFormat.CSV, timezone="Mars/Olympus_Mons")
+        _write([], ["clicks"], FileFormat.CSV, timezone=timezone)
 
 
 # -- time buckets --------------------------------------------------------------------
@@ -364,6 +367,9 @@ def test_write_export_rejects_unknown_timezone() -> None:
         ("Europe/Paris", _utc(2026, 10, 25, 0), "2026-10-25T02:00:00+02:00"),
         ("Europe/Paris", _utc(2026, 10, 25, 1), "2026-10-25T02:00:00+01:00"),
         ("Europe/Paris", _utc(2026, 10, 25, 2), "2026-10-25T03:00:00+01:00"),
+        # The tzdata package's rules (2026f: UTC-7 all year from March 2026), whatever the
+        # host's /usr/share/zoneinfo says (Debian's 2025b: UTC-8 from November 2026).
+        ("America/Vancouver", _utc(2026, 11, 20, 7), "2026-11-20T00:00:00-07:00"),
     ],
 )
 @pytest.mark.parametrize("file_format", list(FileFormat))

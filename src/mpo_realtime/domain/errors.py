@@ -70,6 +70,8 @@ class ErrorCode(enum.StrEnum):
     # Warning codes: answered in ``warnings``, never as errors.
     DUPLICATE_VALUE = "duplicate-value"
     END_DATE_CLAMPED = "end-date-clamped"
+    START_DATE_CLAMPED = "start-date-clamped"
+    INTERVAL_ROUNDED = "interval-rounded"
     IGNORED_ATTRIBUTE = "ignored-attribute"
 
 
@@ -109,6 +111,8 @@ CODE_INFO: dict[ErrorCode, tuple[ErrorType, str]] = {
     ErrorCode.INTERNAL_ERROR: (ErrorType.INTERNAL, "Internal server error"),
     ErrorCode.DUPLICATE_VALUE: (ErrorType.VALIDATION, "Duplicate value dropped"),
     ErrorCode.END_DATE_CLAMPED: (ErrorType.VALIDATION, "End date clamped to now"),
+    ErrorCode.START_DATE_CLAMPED: (ErrorType.VALIDATION, "Start date clamped to the data kept"),
+    ErrorCode.INTERVAL_ROUNDED: (ErrorType.VALIDATION, "Interval rounded to whole minutes"),
     ErrorCode.IGNORED_ATTRIBUTE: (ErrorType.VALIDATION, "Attribute ignored"),
 }
 

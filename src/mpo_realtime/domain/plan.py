@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from mpo_realtime.domain.buckets import Piece, bucket_pieces
 from mpo_realtime.domain.report import Dimension, Metric, ReportSpec
 
-__all__ = ["ID_COLUMNS", "QueryPlan", "offset_changes", "plan_for"]
+__all__ = ["ID_COLUMNS", "QueryPlan", "plan_for"]
 
 #: roll-up column of each entity dimension
 ID_COLUMNS: dict[Dimension, str] = {
@@ -26,9 +25,11 @@ ID_COLUMNS: dict[Dimension, str] = {
 class QueryPlan:
     """Sum metrics over ``[start, end)`` grouped by ``dimensions``, rows in dimension order.
 
-    Time dimensions are bucket starts as UTC instants, cut in ``timezone``: a repeated
-    local hour (DST fall-back) gives two buckets. Rows whose metrics are all zero are
-    dropped. Output column names are the canonical API names.
+    Time dimensions are bucket starts as UTC instants, cut in ``timezone`` as
+    :mod:`mpo_realtime.domain.buckets` decides (an engine renders its
+    :func:`~mpo_realtime.domain.buckets.bucket_pieces`, never its own zone rules): a
+    repeated local hour (DST fall-back) gives two buckets. Rows whose metrics are all
+    zero are dropped. Output column names are the canonical API names.
     """
 
     start: datetime
@@ -54,6 +55,10 @@ class QueryPlan:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(d.value for d in self.dimensions) + tuple(m.value for m in self.metrics)
+
+    def buckets(self, dimension: Dimension) -> tuple[Piece, ...]:
+        """Where the ``dimension`` bucket of each minute of ``[start, end)`` starts."""
+        return bucket_pieces(self.timezone, dimension, self.start, self.end)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,35 +86,6 @@ class QueryPlan:
             metrics=tuple(Metric(m) for m in data["metrics"]),
             timezone=data["timezone"],
         )
-
-
-_HOUR = timedelta(hours=1)
-_MINUTE = timedelta(minutes=1)
-
-
-@functools.lru_cache(maxsize=256)
-def offset_changes(timezone: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
-    """UTC instants in ``[start - 1 h, end]`` at which ``timezone`` changes its offset.
-
-    Hour buckets start at a local top of hour or at such a change, whichever is later:
-    a zone may change its clocks off the hour (Pacific/Chatham at 02:45, or
-    Australia/Lord_Howe by 30 minutes).
-    """
-    zone = ZoneInfo(timezone)
-    changes: list[datetime] = []
-    # From an hour before the start: a change just before it still cuts its hour.
-    low = start.replace(minute=0, second=0, microsecond=0) - _HOUR
-    while low < end:
-        high = low + _HOUR
-        before = low.astimezone(zone).utcoffset()
-        if before != high.astimezone(zone).utcoffset():
-            moment = low + _MINUTE
-            while moment.astimezone(zone).utcoffset() == before:
-                moment += _MINUTE
-            if moment <= end:
-                changes.append(moment)
-        low = high
-    return tuple(changes)
 
 
 def plan_for(spec: ReportSpec) -> QueryPlan:

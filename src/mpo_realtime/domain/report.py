@@ -7,20 +7,22 @@ as one :class:`~mpo_realtime.domain.errors.ProblemError`.
 from __future__ import annotations
 
 import enum
-import functools
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
 
 from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
 from mpo_realtime.domain.events import MAX_ID
+from mpo_realtime.domain.interval import LOOKBACK_MAX, LOOKBACK_MIN, Interval, resolve_interval
+from mpo_realtime.domain.zones import canonical_zone, tzdata_version
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
+    "LOOKBACK_MAX",
+    "LOOKBACK_MIN",
     "DEFAULT_METRICS",
     "Dimension",
     "FileFormat",
@@ -30,7 +32,6 @@ __all__ = [
 ]
 
 JOB_TYPE = "RealTimeProductReportJob"
-LOOKBACK_MIN, LOOKBACK_MAX = 60, 1440
 #: longest dimensions or metrics list (each name may repeat; more is abuse, not a request)
 MAX_LIST_ITEMS = 64
 
@@ -100,7 +101,7 @@ _NOT_YET_DIMENSIONS = frozenset({"sellername"})
 
 @dataclass(frozen=True, slots=True)
 class ReportSpec:
-    """A valid report request, canonical and with its interval resolved to UTC."""
+    """A valid report request, canonical, with its effective interval in whole UTC minutes."""
 
     advertiser_ids: tuple[int, ...]
     start: datetime
@@ -142,16 +143,6 @@ class ReportSpec:
             "timezone": self.timezone,
             **interval,
         }
-
-
-@functools.cache
-def _zones() -> dict[str, str]:
-    return {name.casefold(): name for name in zoneinfo.available_timezones()}
-
-
-def canonical_zone(name: str) -> str | None:
-    """The IANA name for ``name`` (matched case-insensitively), or None."""
-    return _zones().get(name.casefold())
 
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -276,102 +267,6 @@ def _check_dimensions(out: _Collector, dimensions: Sequence[Dimension]) -> None:
         )
 
 
-def _parse_instant(out: _Collector, attrs: dict[str, Any], name: str) -> datetime | None:
-    raw = attrs.get(name)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        out.type_error(name, "an ISO-8601 date-time string")
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        out.error(
-            ErrorCode.INVALID_TIME_INTERVAL,
-            f"{name} '{raw[:64]}' is not an ISO-8601 date-time",
-            _pointer(name),
-        )
-        return None
-    # The source's dates are UTC; a date without an offset is read as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _interval(
-    out: _Collector, attrs: dict[str, Any], now: datetime
-) -> tuple[datetime, datetime, int | None, bool] | None:
-    lookback_raw = attrs.get("lookbackWindow")
-    start = _parse_instant(out, attrs, "startDate")
-    end = _parse_instant(out, attrs, "endDate")
-    has_start, has_end = attrs.get("startDate") is not None, attrs.get("endDate") is not None
-    if lookback_raw is not None:
-        if isinstance(lookback_raw, bool) or not isinstance(lookback_raw, int):
-            out.type_error("lookbackWindow", "an integer number of minutes")
-            return None
-        ok = True
-        if has_start or has_end:
-            names = " and ".join(
-                n for n, h in (("startDate", has_start), ("endDate", has_end)) if h
-            )
-            detail = f"lookbackWindow cannot be combined with {names}"
-            out.error(
-                ErrorCode.INVALID_LOOKBACK_WINDOW, detail, _pointer("lookbackWindow"), conflict=True
-            )
-            pointer = _pointer("startDate" if has_start else "endDate")
-            out.error(ErrorCode.INVALID_TIME_INTERVAL, detail, pointer, conflict=True)
-            ok = False
-        if not LOOKBACK_MIN <= lookback_raw <= LOOKBACK_MAX:
-            out.error(
-                ErrorCode.INVALID_LOOKBACK_WINDOW,
-                f"lookbackWindow {lookback_raw} is outside {LOOKBACK_MIN}-{LOOKBACK_MAX} minutes",
-                _pointer("lookbackWindow"),
-            )
-            ok = False
-        if not ok:
-            return None
-        return now - timedelta(minutes=lookback_raw), now, lookback_raw, True
-    if not has_start:
-        if has_end:
-            out.error(
-                ErrorCode.INVALID_TIME_INTERVAL,
-                "endDate requires startDate",
-                _pointer("endDate"),
-            )
-        else:
-            out.error(
-                ErrorCode.INVALID_TIME_INTERVAL,
-                "give exactly one of lookbackWindow or startDate (with an optional endDate)",
-                _pointer("startDate"),
-            )
-        return None
-    if start is None or (has_end and end is None):
-        return None
-    if start > now:
-        out.error(
-            ErrorCode.INVALID_TIME_INTERVAL,
-            f"startDate {start.isoformat()} is in the future",
-            _pointer("startDate"),
-        )
-        return None
-    open_ended = end is None or end > now
-    if end is not None and end > now:
-        out.warnings.append(
-            Problem(
-                ErrorCode.END_DATE_CLAMPED,
-                f"endDate {end.isoformat()} is in the future; the report ends now",
-                _pointer("endDate"),
-            )
-        )
-    resolved_end = now if end is None or end > now else end
-    if start >= resolved_end:
-        out.error(
-            ErrorCode.INVALID_TIME_INTERVAL,
-            "startDate must be before endDate",
-            _pointer("startDate"),
-        )
-        return None
-    return start, resolved_end, None, open_ended
-
-
 def _file_format(out: _Collector, attrs: dict[str, Any]) -> FileFormat:
     raw = attrs.get("fileFormat")
     if raw is None:
@@ -398,7 +293,8 @@ def _timezone(out: _Collector, attrs: dict[str, Any]) -> str:
     if zone is None:
         out.error(
             ErrorCode.INVALID_QUERY,
-            f"timezone '{raw[:64]}' is not in the IANA time zone database",
+            f"timezone '{raw[:64]}' is not in the IANA time zone database"
+            f" (tzdata {tzdata_version()}); give a zone name such as 'Europe/Paris'",
             _pointer("timezone"),
         )
         return "UTC"
@@ -431,10 +327,14 @@ def _attributes(out: _Collector, body: Any) -> dict[str, Any] | None:
     return attrs
 
 
-def parse_report_request(body: bytes | Any, *, now: datetime, max_ids: int = 10_000) -> ReportSpec:
+def parse_report_request(
+    body: bytes | Any, *, now: datetime, retention: timedelta, max_ids: int = 10_000
+) -> ReportSpec:
     """Validate a create-job body (raw bytes or decoded JSON) into a :class:`ReportSpec`.
 
-    Raises :class:`ProblemError` with every problem found.
+    ``retention`` is how long the store keeps data: older parts of an interval are cut
+    off (``mpo_realtime.domain.interval``). Raises :class:`ProblemError` with every
+    problem found.
     """
     out = _Collector()
     if isinstance(body, bytes | bytearray):
@@ -463,15 +363,18 @@ def parse_report_request(body: bytes | Any, *, now: datetime, max_ids: int = 10_
     dimensions = _enum_list(out, attrs, "dimensions", Dimension, DEFAULT_DIMENSIONS)
     metrics = _enum_list(out, attrs, "metrics", Metric, DEFAULT_METRICS)
     _check_dimensions(out, dimensions)
-    interval = _interval(out, attrs, now)
+    interval = resolve_interval(attrs, now=now, retention=retention)
+    if isinstance(interval, Interval):
+        out.warnings += interval.warnings
+    else:
+        out.errors += interval
     zone = _timezone(out, attrs)
-    if out.errors or interval is None:
+    if out.errors or not isinstance(interval, Interval):
         raise ProblemError(out.errors, out.warnings)
-    start, end, lookback, open_ended = interval
     return ReportSpec(
         advertiser_ids=advertisers,
-        start=start,
-        end=end,
+        start=interval.start,
+        end=interval.end,
         file_format=file_format,
         campaign_ids=campaigns,
         seller_ids=sellers,
@@ -479,7 +382,7 @@ def parse_report_request(body: bytes | Any, *, now: datetime, max_ids: int = 10_
         dimensions=dimensions,
         metrics=metrics,
         timezone=zone,
-        lookback_window=lookback,
-        open_ended=open_ended,
+        lookback_window=interval.lookback_window,
+        open_ended=interval.open_ended,
         warnings=tuple(out.warnings),
     )

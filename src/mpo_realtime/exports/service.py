@@ -84,6 +84,7 @@ class ExportService:
         files: LocalFileStore,
         cache_window: timedelta = timedelta(seconds=60),
         settle: timedelta = timedelta(minutes=10),
+        retention: timedelta = timedelta(days=45),
         max_ids: int = 10_000,
         clock: Clock = utcnow,
         on_created: Callable[[], None] | None = None,
@@ -95,6 +96,7 @@ class ExportService:
         self.files = files
         self.cache_window = cache_window
         self.settle = settle
+        self.retention = retention
         self.max_ids = max_ids
         self.clock = clock
         self.on_created = on_created
@@ -104,7 +106,7 @@ class ExportService:
 
     def create(self, client: Client, body: bytes) -> CreatedExport:
         now = self.clock()
-        spec = parse_report_request(body, now=now, max_ids=self.max_ids)
+        spec = parse_report_request(body, now=now, retention=self.retention, max_ids=self.max_ids)
         self._check_scope(client, spec)
         cache_key = self._cache_key(client, spec)
         reusable = self.jobs.find_reusable(cache_key, now=now)

@@ -18,11 +18,11 @@ offset in the requested zone, e.g. ``2026-10-25T02:00:00+01:00``.
 from __future__ import annotations
 
 import json
-import zoneinfo
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, Final
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from mpo_realtime.domain.report import FileFormat
+from mpo_realtime.domain.zones import get_zone
 
 __all__ = ["WriteResult", "write_export"]
 
@@ -65,14 +66,15 @@ def write_export(
     """Stream ``batches`` to ``sink`` as a CSV or JSON export file.
 
     ``columns`` names the output columns in order; each batch is projected onto
-    them by name. Time-bucket (timestamp) columns are formatted in ``timezone``.
+    them by name. Time-bucket (timestamp) columns are formatted in ``timezone``, a zone
+    of the service's one database (``domain/zones.py``), never the host's.
     ``sink`` is written to but not closed.
     """
     if not columns:
         raise ValueError("an export needs at least one column")
     if len(set(columns)) != len(columns):
         raise ValueError(f"duplicate column names: {list(columns)}")
-    zone = zoneinfo.ZoneInfo(timezone)
+    zone = get_zone(timezone)
     counting = _CountingSink(sink)
     slices = _slices(batches, list(columns))
     if file_format is FileFormat.CSV:
@@ -131,7 +133,7 @@ def _slices(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[p
 def _write_csv(
     slices: Iterator[pa.RecordBatch],
     columns: Sequence[str],
-    zone: zoneinfo.ZoneInfo,
+    zone: ZoneInfo,
     sink: _CountingSink,
 ) -> int:
     # Written by hand so that an empty result still gets its header without a
@@ -152,7 +154,7 @@ def _write_csv(
     return rows
 
 
-def _csv_column(array: pa.Array, zone: zoneinfo.ZoneInfo) -> pa.Array:
+def _csv_column(array: pa.Array, zone: ZoneInfo) -> pa.Array:
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
@@ -168,7 +170,7 @@ def _csv_column(array: pa.Array, zone: zoneinfo.ZoneInfo) -> pa.Array:
 def _write_json(
     slices: Iterator[pa.RecordBatch],
     columns: Sequence[str],
-    zone: zoneinfo.ZoneInfo,
+    zone: ZoneInfo,
     sink: _CountingSink,
 ) -> int:
     head = '{"columns":' + _dumps(list(columns)) + ',"data":['
@@ -193,7 +195,7 @@ def _write_json(
     return rows
 
 
-def _json_column(array: pa.Array, zone: zoneinfo.ZoneInfo, *, prefix: str) -> pa.Array:
+def _json_column(array: pa.Array, zone: ZoneInfo, *, prefix: str) -> pa.Array:
     """The JSON text of each value of ``array``, preceded by ``prefix``."""
     array = _decoded(array)
     kind = array.type
@@ -276,9 +278,7 @@ def _check_finite(array: pa.Array) -> None:
         raise ValueError("cannot write a non-finite float")
 
 
-def _format_instants(
-    array: pa.Array, zone: zoneinfo.ZoneInfo, *, quote: str, prefix: str = ""
-) -> pa.Array:
+def _format_instants(array: pa.Array, zone: ZoneInfo, *, quote: str, prefix: str = "") -> pa.Array:
     """ISO-8601 local times in ``zone`` for a timestamp array, as a ``string`` array.
 
     Only the distinct instants are formatted in Python; the rows then take their
@@ -295,7 +295,7 @@ def _format_instants(
     return pa.array(texts, pa.string()).take(encoded.indices)
 
 
-def _iso_local(tick: int, unit: str, zone: zoneinfo.ZoneInfo) -> str:
+def _iso_local(tick: int, unit: str, zone: ZoneInfo) -> str:
     micros = tick // 1_000 if unit == "ns" else tick * _US_PER_UNIT[unit]
     instant = _EPOCH + timedelta(microseconds=micros)
     # Converting from UTC sets ``fold`` on the second pass through a repeated

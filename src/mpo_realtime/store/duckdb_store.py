@@ -381,8 +381,6 @@ class DuckDBEventStore:
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         sql = render_aggregate(plan)
         params: dict[str, Any] = {"start": plan.start, "end": plan.end}
-        if "$tz" in sql:
-            params["tz"] = plan.timezone
         cursor = self._cursor()
         try:
             with _translated("run a report query"):

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan, offset_changes
+from datetime import UTC, datetime, timedelta
+
+from mpo_realtime.domain.buckets import Piece
+from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
 from mpo_realtime.domain.report import Dimension, Metric
 
 __all__ = ["render_aggregate"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_MINUTE = timedelta(minutes=1)
 
 _METRIC_SQL = {
     Metric.CLICKS: "sum(clicks)::BIGINT",
@@ -14,25 +21,36 @@ _METRIC_SQL = {
 }
 
 
+def _instant(moment: datetime) -> str:
+    return f"TIMESTAMPTZ '{moment.isoformat()}'"
+
+
+def _piece(piece: Piece) -> str:
+    if piece.width is None:
+        return _instant(piece.start)
+    # Integer microseconds: 2.4 times cheaper than subtracting an INTERVAL from the
+    # TIMESTAMPTZ (bench_buckets.py). minute >= piece.start wherever this branch applies,
+    # so the remainder is never negative.
+    start_us = (piece.start - _EPOCH) // _MICROSECOND
+    width_us = piece.width // _MICROSECOND
+    return f"make_timestamptz(epoch_us(minute) - (epoch_us(minute) - {start_us}) % {width_us})"
+
+
 def _bucket(dimension: Dimension, plan: QueryPlan) -> str:
-    """The UTC instant at which the local bucket holding ``minute`` starts."""
-    local = "timezone($tz, minute)"
-    if dimension is Dimension.MINUTE:
-        return "minute"
-    if dimension is Dimension.HOUR:
-        # Step back by the local minute-of-hour rather than truncating local time, so
-        # that a repeated DST hour stays two buckets and 30/45-minute zones stay right;
-        # but never to before an offset change that happened off the hour.
-        top = f"minute - to_minutes(extract('minute' FROM {local})::BIGINT)"
-        changes = offset_changes(plan.timezone, plan.start, plan.end)
-        if not changes:
-            return top
-        latest = " ".join(
-            f"WHEN minute >= TIMESTAMPTZ '{c.isoformat()}' THEN TIMESTAMPTZ '{c.isoformat()}'"
-            for c in reversed(changes)
-        )
-        return f"greatest({top}, CASE {latest} END)"
-    return f"timezone($tz, date_trunc('{dimension.value}', {local}))"
+    """The UTC instant at which the bucket holding ``minute`` starts: UTC arithmetic only.
+
+    The domain decided every boundary (``QueryPlan.buckets``); DuckDB's own time-zone
+    rules are never used.
+    """
+    pieces = plan.buckets(dimension)
+    first = pieces[0]
+    if len(pieces) == 1 and first.width == _MINUTE and first.start.second == 0:
+        return "minute"  # the stored granularity already
+    branches = " ".join(
+        f"WHEN minute >= {_instant(piece.since)} THEN {_piece(piece)}"
+        for piece in reversed(pieces[1:])
+    )
+    return f"CASE {branches} ELSE {_piece(first)} END" if branches else _piece(first)
 
 
 def _in(column: str, ids: tuple[int, ...]) -> str:
@@ -41,7 +59,7 @@ def _in(column: str, ids: tuple[int, ...]) -> str:
 
 
 def render_aggregate(plan: QueryPlan) -> str:
-    """SQL with parameters ``$start``, ``$end`` and ``$tz``."""
+    """SQL with parameters ``$start`` and ``$end``."""
     selects: list[str] = []
     for dim in plan.dimensions:
         expr = ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim, plan)

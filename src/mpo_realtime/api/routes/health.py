@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 
 from mpo_realtime.api.deps import ServicesDep
 from mpo_realtime.domain.errors import StoreError
+from mpo_realtime.domain.zones import tzdata_version
 
 __all__ = ["router"]
 
@@ -16,8 +17,8 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 async def health() -> dict[str, str]:
-    """The process is alive."""
-    return {"status": "ok"}
+    """The process is alive; ``tzdata`` is the release of the time-zone rules in use."""
+    return {"status": "ok", "tzdata": tzdata_version()}
 
 
 @router.get("/ready")
