@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from mpo_realtime.domain.jobs import Client, Role
+from mpo_realtime.domain.jobs import Client, Role, WriteScope
 from mpo_realtime.services import Services
 from mpo_realtime.store.simulator import Simulator, World
 
@@ -62,6 +62,8 @@ async def live_traffic(services: Services, simulator: Simulator, *, events_per_s
     """Ingest simulated events through the same path as HTTP ingestion, until cancelled."""
     tick = 0.5
     per_tick = max(1, int(events_per_second * tick))
+    # The simulator writes its own world's advertisers, and only those.
+    scope = WriteScope(frozenset(a.advertiser_id for a in simulator.world.advertisers))
     while True:
         started = time.monotonic()
         events = simulator.events(datetime.now(UTC), per_tick)
@@ -70,6 +72,7 @@ async def live_traffic(services: Services, simulator: Simulator, *, events_per_s
                 orjson.dumps(events),
                 now_ms=int(time.time() * 1000),
                 client_id="demo",
+                scope=scope,
                 idempotency_key=None,
             )
             await services.ingestor.store_async(request)
