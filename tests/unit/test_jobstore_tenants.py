@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mpo_realtime.domain.errors import StoreError
-from mpo_realtime.domain.jobs import Job, JobStatus
+from mpo_realtime.domain.jobs import Job
 from mpo_realtime.exports.jobstore import SqlJobStore
 
 JobFactory = Callable[..., Job]

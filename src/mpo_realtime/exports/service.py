@@ -70,6 +70,8 @@ class _LruCache:
 #: taken in the write's transaction, just before its commit): a settled export is only
 #: reused if it was created at least this long after the last write into its interval.
 WRITE_VISIBILITY_MARGIN = timedelta(seconds=1)
+#: the resolution of datetimes: ``a > b - _TICK`` is ``a >= b``
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,8 @@ class ExportService:
         """Exports created at or before this moment may not be reused (None: any age)."""
         moments = []
         if max_age is not None:
-            moments.append(now - max(max_age, timedelta(0)))
+            # An export exactly ``max_age`` old is still acceptable (as in HTTP caching).
+            moments.append(now - max(max_age, timedelta(0)) - _TICK)
         if settled:
             # Reused until expiry, so a late event into the interval must end the reuse.
             written = self.events.last_write(spec.advertiser_ids, spec.start, spec.end)
