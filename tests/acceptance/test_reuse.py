@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -218,3 +219,31 @@ def test_reuse_fifty_concurrent_identical_creates_make_one_export(
     assert len({answer.json()["exportId"] for answer in answers}) == 1
     assert sorted(answer.headers["x-mpo-reused"] for answer in answers) == ["false"] + ["true"] * 49
     assert sum(api.services.jobs.status_counts().values()) == 1
+
+
+def test_reuse_two_api_processes_on_one_postgresql_make_one_export(
+    api_factory: Callable[..., Api], postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """Two services (as two API processes of the scale-out deployment) share one job store."""
+    with fresh_postgres_database(postgres_admin_url) as url:
+        apis = [api_factory(job_store_url=url, data_dir=tmp_path / name) for name in "ab"]
+        headers = apis[0].token()
+        answers: list[Any] = []
+        start = threading.Barrier(40)
+
+        def create(index: int) -> None:
+            start.wait()
+            answers.append(apis[index % 2].create(RELATIVE, headers))
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        counts = apis[0].services.jobs.status_counts()
+        for api in apis:
+            api.services.jobs.close()  # before the database is dropped
+
+    assert [answer.status_code for answer in answers] == [200] * 40
+    assert len({answer.json()["exportId"] for answer in answers}) == 1
+    assert sum(counts.values()) == 1
