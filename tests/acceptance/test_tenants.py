@@ -16,7 +16,6 @@ from mpo_realtime.domain.jobs import Role
 from tests.acceptance.conftest import Api, ingest_event
 
 INGEST = "/ingest/v1/events"
-HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 REQUEST = {"advertiserIds": ["321"], "dimensions": ["advertiserId"], "lookbackWindow": 180}
 
 

@@ -143,9 +143,13 @@ def _running_of(
 def _last_start_of(candidate: FromClause) -> ColumnElement[datetime]:
     """When a job of ``candidate``'s client was last started (NULL: never)."""
     served = JOBS.alias("served")
+    # ``ORDER BY ... LIMIT 1`` rather than ``max()``: one seek in the (client_id,
+    # started_at) index on both engines, where SQLite's max() scanned the client's rows.
     return (
-        select(func.max(served.c.started_at))
-        .where(served.c.client_id == candidate.c.client_id)
+        select(served.c.started_at)
+        .where(served.c.client_id == candidate.c.client_id, served.c.started_at.is_not(None))
+        .order_by(served.c.started_at.desc())
+        .limit(1)
         .scalar_subquery()
     )
 
@@ -344,19 +348,40 @@ class SqlJobStore:
         the module docstring for why two claimers never get the same job while its
         lease holds.
         """
-        candidate = JOBS.alias("candidate")
-        conditions = [candidate.c.status == JobStatus.PENDING.value, _lease_free(now, candidate)]
+        # The client first, from one row per client with a claimable job (so the fair
+        # order costs a few lookups per waiting client, not per waiting job) ...
+        waiting_jobs = JOBS.alias("waiting_jobs")
+        waiting = (
+            select(waiting_jobs.c.client_id, func.min(waiting_jobs.c.created_at).label("oldest"))
+            .where(waiting_jobs.c.status == JobStatus.PENDING.value, _lease_free(now, waiting_jobs))
+            .group_by(waiting_jobs.c.client_id)
+            .subquery("waiting")
+        )
+        capped = []
         if max_running is not None:
-            conditions.append(_running_of(candidate, now=now, owner=owner) < max_running)
+            capped.append(_running_of(waiting, now=now, owner=owner) < max_running)
+        next_client = (
+            select(waiting.c.client_id)
+            .where(*capped)
+            .order_by(
+                _running_of(waiting, now=now),
+                _last_start_of(waiting).asc().nulls_first(),
+                waiting.c.oldest,
+                waiting.c.client_id,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        # ... then its oldest claimable job.
+        candidate = JOBS.alias("candidate")
         chosen = (
             select(candidate.c.id)
-            .where(*conditions)
-            .order_by(
-                _running_of(candidate, now=now),
-                _last_start_of(candidate).asc().nulls_first(),
-                candidate.c.created_at,
-                candidate.c.id,
+            .where(
+                candidate.c.client_id == next_client,
+                candidate.c.status == JobStatus.PENDING.value,
+                _lease_free(now, candidate),
             )
+            .order_by(candidate.c.created_at, candidate.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()

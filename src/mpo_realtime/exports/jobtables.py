@@ -101,6 +101,8 @@ JOBS = Table(
     Index("ix_export_jobs_cache_key", "cache_key"),
     Index("ix_export_jobs_lease_expires_at", "lease_expires_at"),
     Index("ix_export_jobs_client_id_created_at", "client_id", "created_at"),
+    # The fair claim order: a client's running jobs and its latest start.
+    Index("ix_export_jobs_client_id_status_created_at", "client_id", "status", "created_at"),
     Index("ix_export_jobs_client_id_started_at", "client_id", "started_at"),
 )
 

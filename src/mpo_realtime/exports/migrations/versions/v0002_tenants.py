@@ -5,7 +5,7 @@
 - ``export_reuse``: the export that identical requests reuse, one row per cache key,
   taken with one atomic upsert so that concurrent identical creates make one export.
   Filled from the newest reusable job of each key, so reuse carries on over the upgrade.
-- An index for the fair claim order (a client's latest start).
+- Indexes for the fair claim order (a client's running jobs and latest start).
 
 Revision ID: 0002
 Revises: 0001
@@ -44,6 +44,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_export_reuse_job_id", "export_reuse", ["job_id"])
     op.create_index(
+        "ix_export_jobs_client_id_status_created_at",
+        "export_jobs",
+        ["client_id", "status", "created_at"],
+    )
+    op.create_index(
         "ix_export_jobs_client_id_started_at", "export_jobs", ["client_id", "started_at"]
     )
     # The newest Pending or Done job of each cache key becomes its slot.
@@ -65,6 +70,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_export_jobs_client_id_started_at", table_name="export_jobs")
+    op.drop_index("ix_export_jobs_client_id_status_created_at", table_name="export_jobs")
     op.drop_index("ix_export_reuse_job_id", table_name="export_reuse")
     op.drop_table("export_reuse")
     with op.batch_alter_table("api_clients") as batch:
