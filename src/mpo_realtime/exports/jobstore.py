@@ -39,36 +39,34 @@ import alembic.config
 import alembic.script
 import alembic.util
 from sqlalchemy import (
-    Select,
-    and_,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
-    literal,
-    not_,
-    or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import FromClause
 
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.jobs import Client, Job, JobStatus
+from mpo_realtime.exports.jobqueries import (
+    PENDING,
+    claim_statement,
+    reused_job,
+    slot_live,
+    take_slot,
+)
 from mpo_realtime.exports.jobtables import (
     CLIENTS,
     JOBS,
     METADATA,
     REUSE,
-    UtcDateTime,
     client_row,
     client_values,
     job_row,
@@ -114,63 +112,6 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
-
-
-_PENDING = JOBS.c.status == JobStatus.PENDING.value
-_REUSABLE = (JobStatus.PENDING.value, JobStatus.DONE.value)
-
-
-def _lease_free(now: datetime, jobs: FromClause = JOBS) -> ColumnElement[bool]:
-    return or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at <= now)
-
-
-def _running_of(
-    candidate: FromClause, *, now: datetime, owner: str | None = None
-) -> ColumnElement[int]:
-    """Jobs of ``candidate``'s client running now (under ``owner``'s lease, if given)."""
-    running = JOBS.alias("running")
-    conditions = [
-        running.c.client_id == candidate.c.client_id,
-        running.c.status == JobStatus.PENDING.value,
-        running.c.lease_owner.is_not(None),
-        running.c.lease_expires_at > now,
-    ]
-    if owner is not None:
-        conditions.append(running.c.lease_owner == owner)
-    return select(func.count()).select_from(running).where(*conditions).scalar_subquery()
-
-
-def _last_start_of(candidate: FromClause) -> ColumnElement[datetime]:
-    """When a job of ``candidate``'s client was last started (NULL: never)."""
-    served = JOBS.alias("served")
-    # ``ORDER BY ... LIMIT 1`` rather than ``max()``: one seek in the (client_id,
-    # started_at) index on both engines, where SQLite's max() scanned the client's rows.
-    return (
-        select(served.c.started_at)
-        .where(served.c.client_id == candidate.c.client_id, served.c.started_at.is_not(None))
-        .order_by(served.c.started_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def _slot_live(now: datetime, fresh_after: datetime | None) -> list[ColumnElement[bool]]:
-    """The reuse slot's export may still be handed out (read on the slot row alone)."""
-    conditions = [
-        or_(REUSE.c.reusable_until.is_(None), REUSE.c.reusable_until > now),
-        or_(REUSE.c.expires_at.is_(None), REUSE.c.expires_at > now),
-    ]
-    if fresh_after is not None:
-        conditions.append(REUSE.c.created_at > fresh_after)
-    return conditions
-
-
-def _reused_job(cache_key: str) -> Select[Any]:
-    return (
-        select(JOBS)
-        .join(REUSE, REUSE.c.job_id == JOBS.c.id)
-        .where(REUSE.c.cache_key == cache_key, JOBS.c.status.in_(_REUSABLE))
-    )
 
 
 class SqlJobStore:
@@ -277,7 +218,7 @@ class SqlJobStore:
         its ``reusable_until`` (if set) and ``expires_at`` (if set) are in the future and,
         with ``fresh_after``, only if it was created after that moment.
         """
-        query = _reused_job(cache_key).where(*_slot_live(now, fresh_after))
+        query = reused_job(cache_key).where(*slot_live(now, fresh_after))
         with self._begin("look up a reusable job") as connection:
             row = connection.execute(query).mappings().first()
         return None if row is None else job_row(row)
@@ -298,22 +239,7 @@ class SqlJobStore:
         decide). ``before_commit`` runs only when ``job`` is about to be inserted, inside
         the transaction: whatever it raises undoes the insert (an export quota).
         """
-        slot = {
-            "cache_key": job.cache_key,
-            "job_id": job.id,
-            "created_at": job.created_at,
-            "reusable_until": job.reusable_until,
-            "expires_at": None,
-        }
-        dialect_insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )
-        proposed = dialect_insert(REUSE).values(slot)
-        take = proposed.on_conflict_do_update(
-            index_elements=[REUSE.c.cache_key],
-            set_={name: proposed.excluded[name] for name in slot if name != "cache_key"},
-            where=not_(and_(*_slot_live(now, fresh_after))),
-        ).returning(REUSE.c.job_id)
+        take = take_slot(job, now=now, fresh_after=fresh_after, dialect=self._engine.dialect.name)
         for _ in range(_REUSE_ATTEMPTS):
             with self._begin("create a job") as connection:
                 # First statement of the transaction: SQLite takes its write lock here,
@@ -323,7 +249,7 @@ class SqlJobStore:
                     if before_commit is not None:
                         before_commit()
                     return job, False
-                row = connection.execute(_reused_job(job.cache_key)).mappings().first()
+                row = connection.execute(reused_job(job.cache_key)).mappings().first()
             if row is not None:
                 return job_row(row), True
             # The slot's job failed between the two statements: take the slot again.
@@ -348,55 +274,7 @@ class SqlJobStore:
         the module docstring for why two claimers never get the same job while its
         lease holds.
         """
-        # The client first, from one row per client with a claimable job (so the fair
-        # order costs a few lookups per waiting client, not per waiting job) ...
-        waiting_jobs = JOBS.alias("waiting_jobs")
-        waiting = (
-            select(waiting_jobs.c.client_id, func.min(waiting_jobs.c.created_at).label("oldest"))
-            .where(waiting_jobs.c.status == JobStatus.PENDING.value, _lease_free(now, waiting_jobs))
-            .group_by(waiting_jobs.c.client_id)
-            .subquery("waiting")
-        )
-        capped = []
-        if max_running is not None:
-            capped.append(_running_of(waiting, now=now, owner=owner) < max_running)
-        next_client = (
-            select(waiting.c.client_id)
-            .where(*capped)
-            .order_by(
-                _running_of(waiting, now=now),
-                _last_start_of(waiting).asc().nulls_first(),
-                waiting.c.oldest,
-                waiting.c.client_id,
-            )
-            .limit(1)
-            .scalar_subquery()
-        )
-        # ... then its oldest claimable job.
-        candidate = JOBS.alias("candidate")
-        chosen = (
-            select(candidate.c.id)
-            .where(
-                candidate.c.client_id == next_client,
-                candidate.c.status == JobStatus.PENDING.value,
-                _lease_free(now, candidate),
-            )
-            .order_by(candidate.c.created_at, candidate.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim = (
-            update(JOBS)
-            .where(JOBS.c.id == chosen, _PENDING, _lease_free(now))
-            .values(
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                started_at=func.coalesce(JOBS.c.started_at, literal(now, UtcDateTime())),
-                attempts=JOBS.c.attempts + 1,
-            )
-            .returning(*JOBS.c)
-        )
+        claim = claim_statement(owner=owner, now=now, lease=lease, max_running=max_running)
         with self._begin("claim a job") as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(
@@ -409,7 +287,7 @@ class SqlJobStore:
         """Extend ``owner``'s lease on a Pending job; ``False`` if it is not theirs."""
         statement = (
             update(JOBS)
-            .where(JOBS.c.id == job_id, _PENDING, JOBS.c.lease_owner == owner)
+            .where(JOBS.c.id == job_id, PENDING, JOBS.c.lease_owner == owner)
             .values(lease_expires_at=until)
         )
         with self._begin("renew a lease") as connection:
@@ -435,7 +313,7 @@ class SqlJobStore:
         """
         statement = (
             update(JOBS)
-            .where(JOBS.c.id == job_id, _PENDING, JOBS.c.lease_owner == owner)
+            .where(JOBS.c.id == job_id, PENDING, JOBS.c.lease_owner == owner)
             .values(
                 status=JobStatus.DONE.value,
                 finished_at=now,
@@ -463,7 +341,7 @@ class SqlJobStore:
         :meth:`finish_job`: nobody else has claimed it since); without one (an operator,
         or a job that can never run), whoever holds it.
         """
-        conditions = [JOBS.c.id == job_id, _PENDING]
+        conditions = [JOBS.c.id == job_id, PENDING]
         if owner is not None:
             conditions.append(JOBS.c.lease_owner == owner)
         statement = (
