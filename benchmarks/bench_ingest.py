@@ -55,6 +55,7 @@ from _harness import (
     running_server,
     summary_ms,
 )
+from mpo_realtime.domain.jobs import WriteScope
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension
 from mpo_realtime.store.base import IngestReceipt, IngestRequest
@@ -315,13 +316,19 @@ def load_worker(args: argparse.Namespace) -> None:
 # -- HTTP ingest: in-process ceilings (baselines of the same run) -----------------------
 
 
+def _scope(world: World) -> WriteScope:
+    """The scope of the benchmark's ingest client: every advertiser of the world."""
+    return WriteScope(frozenset(a.advertiser_id for a in world.advertisers))
+
+
 def _prepare_ceiling(bodies: list[bytes], events_per_body: int) -> dict[str, Any]:
     ingestor = Ingestor(store=cast(Any, None))
+    scope = _scope(_world())
     now_ms = int(time.time() * 1000)
     started = time.perf_counter()
     cpu0 = time.process_time()
     for body in bodies:
-        ingestor.prepare(body, now_ms=now_ms, client_id="bench", idempotency_key=None)
+        ingestor.prepare(body, now_ms=now_ms, client_id="bench", scope=scope, idempotency_key=None)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu0
     events = len(bodies) * events_per_body
@@ -457,7 +464,9 @@ def bench_http(args: argparse.Namespace) -> dict[str, Any]:
         ingestor = Ingestor(store=cast(Any, None))
         now_ms = int(time.time() * 1000)
         prepared = [
-            ingestor.prepare(b, now_ms=now_ms, client_id="bench", idempotency_key=None)
+            ingestor.prepare(
+                b, now_ms=now_ms, client_id="bench", scope=_scope(world), idempotency_key=None
+            )
             for b in bodies
         ]
         result["store_ceiling"] = _store_ceiling(Path(tmp), prepared, rounds=20)
@@ -556,7 +565,10 @@ def bench_fresh_store(args: argparse.Namespace) -> dict[str, Any]:
     bodies, _ = _bodies(16, 1000, _now())
     now_ms = int(time.time() * 1000)
     background = [
-        ingestor.prepare(b, now_ms=now_ms, client_id="bench", idempotency_key=None) for b in bodies
+        ingestor.prepare(
+            b, now_ms=now_ms, client_id="bench", scope=_scope(world), idempotency_key=None
+        )
+        for b in bodies
     ]
     submit_s: list[float] = []
     visible_s: list[float] = []
@@ -583,7 +595,11 @@ def bench_fresh_store(args: argparse.Namespace) -> dict[str, Any]:
                 moment = _now()
                 body = orjson.dumps([_fresh_event(world, product, moment)])
                 request = ingestor.prepare(
-                    body, now_ms=int(time.time() * 1000), client_id="bench", idempotency_key=None
+                    body,
+                    now_ms=int(time.time() * 1000),
+                    client_id="bench",
+                    scope=_scope(world),
+                    idempotency_key=None,
                 )
                 minute = moment.replace(second=0, microsecond=0)
                 plan = QueryPlan(

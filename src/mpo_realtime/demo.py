@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from mpo_realtime.domain.jobs import Client, Role
+from mpo_realtime.domain.jobs import Client, Role, WriteScope
 from mpo_realtime.pacing import TICK_SECONDS, paced_counts
 from mpo_realtime.services import Services
 from mpo_realtime.store.simulator import Simulator, World
@@ -182,6 +182,8 @@ async def _ingest(services: Services, simulator: Simulator, count: int) -> int:
             orjson.dumps(events),
             now_ms=int(time.time() * 1000),
             client_id="demo",
+            # The simulator writes its own world's advertisers, and only those.
+            scope=WriteScope(frozenset(a.advertiser_id for a in simulator.world.advertisers)),
             idempotency_key=None,
         )
         stored = asyncio.ensure_future(services.ingestor.store_async(request))

@@ -109,6 +109,7 @@ class Services:
             export_ttl=timedelta(seconds=settings.export_ttl_seconds),
             lease=timedelta(seconds=settings.lease_seconds),
             on_finished=metrics.job_finished,
+            max_running_per_client=settings.max_running_per_client or None,
         )
         exports = ExportService(
             jobs=jobs,

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(45, description="Roll-up rows older than this are purged.")
     max_ids_per_filter: int = Field(10_000, description="Most IDs in one report filter.")
     runner_concurrency: int = Field(2, description="Export jobs run at once by this process.")
+    max_running_per_client: int = Field(
+        0,
+        ge=0,
+        description="Export jobs of one client run at once by this process; 0: "
+        "runner_concurrency - 1 (at least 1), so one runner stays free for other clients.",
+    )
     lease_seconds: float = Field(60.0, description="Lease of a running job; renewed meanwhile.")
     sweep_interval_seconds: float = Field(
         30.0, description="Period of expiry and retention sweeps."

@@ -48,10 +48,11 @@ class Api:
         self,
         advertisers: Sequence[int] = (321,),
         roles: Sequence[Role] = (Role.REPORT,),
-        **limits: int,
+        **options: Any,
     ) -> tuple[str, str]:
+        """A new client; ``options`` are those of ``ClientService.create`` (limits...)."""
         client, secret = self.services.clients.create(
-            "test", advertiser_ids=advertisers, roles=roles, now=datetime.now(UTC), **limits
+            "test", advertiser_ids=advertisers, roles=roles, now=datetime.now(UTC), **options
         )
         return client.client_id, secret
 
@@ -59,9 +60,9 @@ class Api:
         self,
         advertisers: Sequence[int] = (321,),
         roles: Sequence[Role] = (Role.REPORT,),
-        **limits: int,
+        **options: Any,
     ) -> dict[str, str]:
-        client_id, secret = self.client(advertisers, roles, **limits)
+        client_id, secret = self.client(advertisers, roles, **options)
         answer = self.http.post(
             "/oauth2/token",
             data={

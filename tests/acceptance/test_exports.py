@@ -196,7 +196,7 @@ def test_lifecycle_failure_carries_a_message(api: Api) -> None:
     api.run_jobs()
     poll = api.poll(created["exportId"], headers).json()
     assert poll["status"] == "Failure"
-    assert poll["message"].startswith("could not write the export file")
+    assert poll["message"].startswith("the export file could not be written")
     download = api.download(created["exportId"], headers)
     assert download.status_code == 409
     assert [e["code"] for e in download.json()["errors"]] == ["export-failed"]

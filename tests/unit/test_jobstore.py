@@ -206,60 +206,7 @@ def test_store_create_job_duplicate_id_raises(
     assert job_store.get_job(job.id) == job
 
 
-# -- reuse -------------------------------------------------------------------------------
-
-
-def test_store_find_reusable_returns_newest_pending_or_done(
-    job_store: SqlJobStore, job_factory: JobFactory
-) -> None:
-    older_done = job_factory(cache_key="k", status=JobStatus.DONE, expires_at=NOW + LEASE)
-    newer_pending = job_factory(cache_key="k")
-    other_key = job_factory(cache_key="other")
-    for job in (older_done, newer_pending, other_key):
-        job_store.create_job(job)
-
-    assert job_store.find_reusable("k", now=NOW) == newer_pending
-    assert job_store.find_reusable("missing", now=NOW) is None
-
-
-def test_store_find_reusable_ignores_failure_and_expired(
-    job_store: SqlJobStore, job_factory: JobFactory
-) -> None:
-    done = job_factory(cache_key="k", status=JobStatus.DONE)
-    failed = job_factory(cache_key="k", status=JobStatus.FAILURE, message="boom")
-    expired = job_factory(cache_key="k", status=JobStatus.EXPIRED)
-    for job in (done, failed, expired):
-        job_store.create_job(job)
-
-    assert job_store.find_reusable("k", now=NOW) == done
-
-
-@pytest.mark.parametrize(
-    ("reusable_until", "expires_at", "reusable"),
-    [
-        (None, None, True),
-        (NOW + timedelta(microseconds=1), None, True),
-        (NOW, None, False),
-        (NOW - timedelta(seconds=1), None, False),
-        (None, NOW + timedelta(seconds=1), True),
-        (None, NOW, False),
-        (NOW + timedelta(hours=1), NOW - timedelta(seconds=1), False),
-    ],
-    ids=["open", "window-open", "window-closes-now", "too-old", "unexpired", "expires-now", "gone"],
-)
-def test_store_find_reusable_respects_reuse_window_and_expiry(
-    job_store: SqlJobStore,
-    job_factory: JobFactory,
-    reusable_until: datetime | None,
-    expires_at: datetime | None,
-    reusable: bool,
-) -> None:
-    job = job_factory(
-        cache_key="k", status=JobStatus.DONE, reusable_until=reusable_until, expires_at=expires_at
-    )
-    job_store.create_job(job)
-
-    assert job_store.find_reusable("k", now=NOW) == (job if reusable else None)
+# Reuse slots and fair claims: tests/unit/test_jobstore_tenants.py
 
 
 # -- claims ------------------------------------------------------------------------------

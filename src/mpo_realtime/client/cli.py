@@ -240,9 +240,20 @@ def _simulate_local(
 def clients_create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="A name for people, e.g. acme.")],
     advertisers: Annotated[
-        str, typer.Option(help="Comma-separated advertiser IDs in scope, e.g. 321,322.")
-    ],
+        str | None,
+        typer.Option(
+            help="Comma-separated advertiser IDs in scope (reports and ingest), e.g. 321,322."
+        ),
+    ] = None,
     ingest: Annotated[bool, typer.Option("--ingest", help="Also grant the ingest role.")] = False,
+    any_advertiser: Annotated[
+        bool,
+        typer.Option(
+            "--any-advertiser",
+            help="Trusted producer: with --ingest, may ingest events of every advertiser "
+            "(reports stay within --advertisers). Off by default: ingest is scoped.",
+        ),
+    ] = False,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Grant the report role.")
     ] = True,
@@ -261,8 +272,14 @@ def clients_create(
     data_dir: DataDir = DATA_DIR,
 ) -> None:
     """Create a client; prints its client_id and client_secret (shown only once)."""
+    if any_advertiser and not ingest:
+        err.print("--any-advertiser widens ingest only: give --ingest too")
+        raise typer.Exit(2)
+    if advertisers is None and not any_advertiser:
+        err.print("--advertisers is needed: the advertiser IDs this client may use")
+        raise typer.Exit(2)
     try:
-        ids = sorted({int(part) for part in advertisers.split(",") if part.strip()})
+        ids = sorted({int(part) for part in (advertisers or "").split(",") if part.strip()})
     except ValueError:
         err.print("--advertisers takes decimal IDs separated by commas")
         raise typer.Exit(2) from None
@@ -275,6 +292,7 @@ def clients_create(
             now=datetime.now(UTC),
             requests_per_minute=requests_per_minute,
             exports_per_hour=exports_per_hour,
+            ingest_any_advertiser=any_advertiser,
         )
     out = {
         "client_id": client.client_id,
@@ -282,6 +300,7 @@ def clients_create(
         "name": client.name,
         "advertiser_ids": [str(a) for a in client.advertiser_ids],
         "roles": sorted(r.value for r in client.roles),
+        "ingest_any_advertiser": client.ingest_any_advertiser,
     }
     if as_json:
         typer.echo(orjson.dumps(out).decode())
@@ -305,6 +324,7 @@ def clients_list(
             "name": c.name,
             "advertiser_ids": [str(a) for a in c.advertiser_ids],
             "roles": sorted(r.value for r in c.roles),
+            "ingest_any_advertiser": c.ingest_any_advertiser,
             "revoked": c.revoked_at is not None,
         }
         for c in clients
@@ -316,7 +336,10 @@ def clients_list(
         roles = ",".join(sorted(r.value for r in c.roles))
         advertisers = ",".join(str(a) for a in c.advertiser_ids)
         revoked = "  REVOKED" if c.revoked_at is not None else ""
-        console.print(f"{c.client_id}  {c.name}  advertisers={advertisers}  roles={roles}{revoked}")
+        trusted = "  ingest=any-advertiser" if c.ingest_any_advertiser else ""
+        console.print(
+            f"{c.client_id}  {c.name}  advertisers={advertisers}  roles={roles}{trusted}{revoked}"
+        )
 
 
 @clients_app.command("revoke")

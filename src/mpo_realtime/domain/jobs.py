@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Client", "Job", "JobStatus", "Role"]
+__all__ = ["Client", "Job", "JobStatus", "Role", "WriteScope", "describe_scope"]
 
 
 class JobStatus(enum.StrEnum):
@@ -77,7 +77,10 @@ class Client:
     """An API client: credentials (hashed), advertiser scope, roles and rate overrides.
 
     ``requests_per_minute`` and ``exports_per_hour`` override the server's default
-    limits for this client; ``None`` means the default applies.
+    limits for this client; ``None`` means the default applies. ``advertiser_ids`` bound
+    what the client reads and, with the ingest role, writes; ``ingest_any_advertiser``
+    (an explicit operator setting, never a default) lets a trusted producer write events
+    of every advertiser. It widens nothing else: reports stay within ``advertiser_ids``.
     """
 
     client_id: str
@@ -89,6 +92,7 @@ class Client:
     revoked_at: datetime | None = None
     requests_per_minute: int | None = None
     exports_per_hour: int | None = None
+    ingest_any_advertiser: bool = False
 
     @property
     def active(self) -> bool:
@@ -98,3 +102,50 @@ class Client:
     def covers(self, advertiser_ids: Iterable[int]) -> bool:
         """Whether the client's scope includes every one of ``advertiser_ids``."""
         return set(advertiser_ids) <= set(self.advertiser_ids)
+
+    @property
+    def write_scope(self) -> WriteScope:
+        """The advertisers whose events this client may ingest."""
+        if self.ingest_any_advertiser:
+            return WriteScope(any_advertiser=True)
+        return WriteScope(frozenset(self.advertiser_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteScope:
+    """Advertisers whose events a producer may store; every one for a trusted producer.
+
+    Every path that stores events for somebody checks its rows against one of these
+    before they are queued for the store.
+    """
+
+    advertiser_ids: frozenset[int] = frozenset()
+    any_advertiser: bool = False
+
+    def outside(self, advertiser_ids: Iterable[int]) -> list[int]:
+        """The advertisers of ``advertiser_ids`` this scope does not cover, ascending."""
+        if self.any_advertiser:
+            return []
+        return sorted(set(advertiser_ids) - self.advertiser_ids)
+
+    def describe(self) -> str:
+        """The scope in words, for error messages (long scopes abbreviated)."""
+        if self.any_advertiser:
+            return "every advertiser"
+        return describe_scope(sorted(self.advertiser_ids))
+
+
+#: advertisers named in full by :func:`describe_scope`; the rest are counted
+_SCOPE_NAMED = 10
+
+
+def describe_scope(advertiser_ids: Sequence[int]) -> str:
+    """``advertisers 321, 322`` or, for a long scope, the first ones and a count."""
+    if not advertiser_ids:
+        return "no advertiser"
+    named = ", ".join(str(a) for a in advertiser_ids[:_SCOPE_NAMED])
+    noun = "advertiser" if len(advertiser_ids) == 1 else "advertisers"
+    rest = len(advertiser_ids) - _SCOPE_NAMED
+    if rest > 0:
+        return f"{len(advertiser_ids):,} {noun}: {named} and {rest:,} more"
+    return f"{noun} {named}"

@@ -209,18 +209,27 @@ class ClientService:
         now: datetime,
         requests_per_minute: int | None = None,
         exports_per_hour: int | None = None,
+        ingest_any_advertiser: bool = False,
     ) -> tuple[Client, str]:
-        """A new client and its plain secret, which is shown once and never stored."""
+        """A new client and its plain secret, which is shown once and never stored.
+
+        ``ingest_any_advertiser`` makes a trusted producer that may ingest events of
+        every advertiser; it needs the ingest role and widens nothing else.
+        """
+        roles = frozenset(roles)
+        if ingest_any_advertiser and Role.INGEST not in roles:
+            raise ValueError("ingest_any_advertiser needs the ingest role")
         secret = secrets.token_urlsafe(32)
         client = Client(
             client_id=secrets.token_hex(16),
             name=name,
             secret_hash=hash_secret(secret, hasher=self._hasher),
             advertiser_ids=tuple(sorted(set(advertiser_ids))),
-            roles=frozenset(roles),
+            roles=roles,
             created_at=now,
             requests_per_minute=requests_per_minute,
             exports_per_hour=exports_per_hour,
+            ingest_any_advertiser=ingest_any_advertiser,
         )
         self._store.create_client(client)
         return client, secret

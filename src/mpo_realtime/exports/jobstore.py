@@ -1,12 +1,25 @@
 """The job store: export jobs and API clients in SQLite or PostgreSQL.
 
-One code path serves both engines through SQLAlchemy Core. Every operation is a single
-statement, so each is atomic on its own: a claim is one ``UPDATE ... RETURNING`` whose
-target is chosen by a subquery. PostgreSQL locks that row with ``FOR UPDATE SKIP
-LOCKED`` so concurrent claimers (threads or other processes) pass over it; SQLite
-ignores the locking clause and serialises writers with its database write lock, which
-the statement takes before it reads. The outer ``WHERE`` repeats the "pending and lease
-free" test, so a row whose lease was taken meanwhile is never claimed twice.
+One code path serves both engines through SQLAlchemy Core. Every change is one atomic
+statement, or a few in one transaction where a job and its reuse slot change together.
+
+**Claims.** A claim is one ``UPDATE ... RETURNING`` whose target is chosen by a
+subquery, in a fair order: the Pending job of the client with the fewest running jobs,
+then of the client served least recently, then the oldest; a client holding
+``max_running`` of the claimer's runners is passed over (see :meth:`claim_next`).
+PostgreSQL claimers first take a transaction-scoped advisory lock, so that each claim
+counts running jobs with every earlier claim committed (under READ COMMITTED the
+``UPDATE`` reads a snapshot taken after the lock); ``FOR UPDATE SKIP LOCKED`` passes
+over rows other writers hold. SQLite serialises writers with its database write lock,
+which the statement takes before it reads. The outer ``WHERE`` repeats the "pending
+and lease free" test, so a row whose lease was taken meanwhile is never claimed twice.
+
+**Reuse.** Identical requests share one cache key, and ``export_reuse`` holds one slot
+per key: the job they reuse. A new export takes the slot with one upsert
+(``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` the old slot is no longer live), and its
+job row is inserted in the same transaction; concurrent identical creates, in threads
+or processes, conflict on the key, so exactly one of them inserts and the others read
+its job (:meth:`create_or_reuse`). Failing or expiring a job frees its slot.
 
 SQLite runs in WAL mode with a busy timeout (set on every new connection), so readers
 do not block the writer and concurrent writers wait instead of failing. Datetimes are
@@ -16,9 +29,8 @@ stored in UTC and always come back timezone-aware.
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,120 +39,52 @@ import alembic.config
 import alembic.script
 import alembic.util
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Dialect,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
     create_engine,
+    delete,
     event,
     func,
     insert,
     inspect,
-    literal,
-    or_,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
-from sqlalchemy.sql.elements import ColumnElement
 
 from mpo_realtime.domain.errors import StoreError
-from mpo_realtime.domain.jobs import Client, Job, JobStatus, Role
+from mpo_realtime.domain.jobs import Client, Job, JobStatus
+from mpo_realtime.exports.jobqueries import (
+    PENDING,
+    claim_statement,
+    reused_job,
+    slot_live,
+    take_slot,
+)
+from mpo_realtime.exports.jobtables import (
+    CLIENTS,
+    JOBS,
+    METADATA,
+    REUSE,
+    client_row,
+    client_values,
+    job_row,
+    job_values,
+)
 
-__all__ = ["CLIENTS", "JOBS", "METADATA", "SqlJobStore"]
+__all__ = ["CLIENTS", "JOBS", "METADATA", "REUSE", "SqlJobStore"]
 
 #: How long an SQLite writer waits for the write lock before giving up.
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Key of the PostgreSQL advisory lock that serialises concurrent ``migrate()`` calls.
 _MIGRATION_LOCK_KEY = 0x6D706F5F6A6F6273  # "mpo_jobs"
+#: Key of the PostgreSQL advisory lock that serialises claims (see the module docstring).
+_CLAIM_LOCK_KEY = 0x6D706F5F636C6D73  # "mpo_clms"
+#: Attempts of :meth:`SqlJobStore.create_or_reuse` when the slot's job vanishes under it.
+_REUSE_ATTEMPTS = 5
 _CONNECT_TIMEOUT_SECONDS = 10
 _MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware datetime stored in UTC; naive values are refused on write.
-
-    SQLite keeps no offset and hands back naive values: those are UTC by construction
-    and get their ``tzinfo`` back on read.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: the job store needs aware UTC")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-METADATA = MetaData()
-
-JOBS = Table(
-    "export_jobs",
-    METADATA,
-    Column("id", String(36), primary_key=True),
-    Column("client_id", String(64), nullable=False),
-    # JSON array text, in the job's order; visibility is decided by the caller.
-    Column("advertiser_ids", Text, nullable=False),
-    Column("cache_key", String(128), nullable=False),
-    Column("spec", JSON, nullable=False),
-    Column("file_format", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("message", Text, nullable=True),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("reusable_until", UtcDateTime, nullable=True),
-    Column("started_at", UtcDateTime, nullable=True),
-    Column("finished_at", UtcDateTime, nullable=True),
-    Column("expires_at", UtcDateTime, nullable=True),
-    Column("lease_owner", String(255), nullable=True),
-    Column("lease_expires_at", UtcDateTime, nullable=True),
-    Column("attempts", Integer, nullable=False),
-    Column("row_count", BigInteger, nullable=True),
-    Column("byte_size", BigInteger, nullable=True),
-    Column("file_name", String(255), nullable=True),
-    Column("query_seconds", Float, nullable=True),
-    Column("write_seconds", Float, nullable=True),
-    Index("ix_export_jobs_status_created_at", "status", "created_at"),
-    Index("ix_export_jobs_cache_key", "cache_key"),
-    Index("ix_export_jobs_lease_expires_at", "lease_expires_at"),
-    Index("ix_export_jobs_client_id_created_at", "client_id", "created_at"),
-)
-
-CLIENTS = Table(
-    "api_clients",
-    METADATA,
-    Column("client_id", String(64), primary_key=True),
-    Column("name", String(255), nullable=False),
-    Column("secret_hash", String(255), nullable=False),
-    Column("advertiser_ids", Text, nullable=False),
-    Column("roles", Text, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("revoked_at", UtcDateTime, nullable=True),
-    Column("requests_per_minute", Integer, nullable=True),
-    Column("exports_per_hour", Integer, nullable=True),
-)
 
 
 @contextlib.contextmanager
@@ -168,75 +112,6 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
-
-
-def _ids_json(ids: tuple[int, ...]) -> str:
-    return json.dumps(list(ids), separators=(",", ":"))
-
-
-def _ids(raw: str) -> tuple[int, ...]:
-    return tuple(int(i) for i in json.loads(raw))
-
-
-def _job_values(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "client_id": job.client_id,
-        "advertiser_ids": _ids_json(job.advertiser_ids),
-        "cache_key": job.cache_key,
-        "spec": job.spec,
-        "file_format": job.file_format,
-        "status": job.status.value,
-        "message": job.message,
-        "created_at": job.created_at,
-        "reusable_until": job.reusable_until,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "expires_at": job.expires_at,
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": job.lease_expires_at,
-        "attempts": job.attempts,
-        "row_count": job.row_count,
-        "byte_size": job.byte_size,
-        "file_name": job.file_name,
-        "query_seconds": job.query_seconds,
-        "write_seconds": job.write_seconds,
-    }
-
-
-def _job(row: RowMapping) -> Job:
-    values = dict(row)
-    values["advertiser_ids"] = _ids(values["advertiser_ids"])
-    values["status"] = JobStatus(values["status"])
-    return Job(**values)
-
-
-def _client_values(client: Client) -> dict[str, Any]:
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "secret_hash": client.secret_hash,
-        "advertiser_ids": _ids_json(client.advertiser_ids),
-        "roles": json.dumps(sorted(role.value for role in client.roles)),
-        "created_at": client.created_at,
-        "revoked_at": client.revoked_at,
-        "requests_per_minute": client.requests_per_minute,
-        "exports_per_hour": client.exports_per_hour,
-    }
-
-
-def _client(row: RowMapping) -> Client:
-    values = dict(row)
-    values["advertiser_ids"] = _ids(values["advertiser_ids"])
-    values["roles"] = frozenset(Role(role) for role in json.loads(values["roles"]))
-    return Client(**values)
-
-
-_PENDING = JOBS.c.status == JobStatus.PENDING.value
-
-
-def _lease_free(now: datetime) -> ColumnElement[bool]:
-    return or_(JOBS.c.lease_owner.is_(None), JOBS.c.lease_expires_at <= now)
 
 
 class SqlJobStore:
@@ -327,65 +202,92 @@ class SqlJobStore:
     def create_job(self, job: Job) -> None:
         """Insert a new job; an existing id is a :class:`StoreError`."""
         with self._begin("create a job") as connection:
-            connection.execute(insert(JOBS).values(_job_values(job)))
+            connection.execute(insert(JOBS).values(job_values(job)))
 
     def get_job(self, job_id: str) -> Job | None:
         with self._begin("read a job") as connection:
             row = connection.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().first()
-        return None if row is None else _job(row)
+        return None if row is None else job_row(row)
 
-    def find_reusable(self, cache_key: str, *, now: datetime) -> Job | None:
-        """The newest Pending or Done job with ``cache_key`` that may still be reused."""
-        query = (
-            select(JOBS)
-            .where(
-                JOBS.c.cache_key == cache_key,
-                JOBS.c.status.in_([JobStatus.PENDING.value, JobStatus.DONE.value]),
-                or_(JOBS.c.reusable_until.is_(None), JOBS.c.reusable_until > now),
-                or_(JOBS.c.expires_at.is_(None), JOBS.c.expires_at > now),
-            )
-            .order_by(JOBS.c.created_at.desc(), JOBS.c.id.desc())
-            .limit(1)
-        )
+    def find_reusable(
+        self, cache_key: str, *, now: datetime, fresh_after: datetime | None = None
+    ) -> Job | None:
+        """The Pending or Done job that requests with ``cache_key`` reuse now, if any.
+
+        Only a job made by :meth:`create_or_reuse` holds a key's slot. It is reused while
+        its ``reusable_until`` (if set) and ``expires_at`` (if set) are in the future and,
+        with ``fresh_after``, only if it was created after that moment.
+        """
+        query = reused_job(cache_key).where(*slot_live(now, fresh_after))
         with self._begin("look up a reusable job") as connection:
             row = connection.execute(query).mappings().first()
-        return None if row is None else _job(row)
+        return None if row is None else job_row(row)
 
-    def claim_next(self, *, owner: str, now: datetime, lease: timedelta) -> Job | None:
-        """Lease the oldest Pending job whose lease is free to ``owner``, or ``None``.
+    def create_or_reuse(
+        self,
+        job: Job,
+        *,
+        now: datetime,
+        fresh_after: datetime | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert ``job`` unless its cache key's slot holds a job to reuse; ``(job, reused)``.
 
-        The claim sets the lease until ``now + lease``, ``started_at`` on the first claim
-        and counts the attempt. See the module docstring for why two claimers never get
-        the same job while its lease holds.
+        Atomic across threads and processes: of concurrent calls with one cache key, one
+        inserts its job and the others return that job. A slot is replaced when its job
+        may no longer be reused (see :meth:`find_reusable`: ``now`` and ``fresh_after``
+        decide). ``before_commit`` runs only when ``job`` is about to be inserted, inside
+        the transaction: whatever it raises undoes the insert (an export quota).
         """
-        candidate = (
-            select(JOBS.c.id)
-            .where(_PENDING, _lease_free(now))
-            .order_by(JOBS.c.created_at, JOBS.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim = (
-            update(JOBS)
-            .where(JOBS.c.id == candidate, _PENDING, _lease_free(now))
-            .values(
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                started_at=func.coalesce(JOBS.c.started_at, literal(now, UtcDateTime())),
-                attempts=JOBS.c.attempts + 1,
-            )
-            .returning(*JOBS.c)
-        )
+        take = take_slot(job, now=now, fresh_after=fresh_after, dialect=self._engine.dialect.name)
+        for _ in range(_REUSE_ATTEMPTS):
+            with self._begin("create a job") as connection:
+                # First statement of the transaction: SQLite takes its write lock here,
+                # PostgreSQL waits here for a concurrent holder of the key to finish.
+                if connection.execute(take).scalar_one_or_none() == job.id:
+                    connection.execute(insert(JOBS).values(job_values(job)))
+                    if before_commit is not None:
+                        before_commit()
+                    return job, False
+                row = connection.execute(reused_job(job.cache_key)).mappings().first()
+            if row is not None:
+                return job_row(row), True
+            # The slot's job failed between the two statements: take the slot again.
+        raise StoreError("job store could not settle the reuse of an export; retry")
+
+    def claim_next(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        max_running: int | None = None,
+    ) -> Job | None:
+        """Lease the next Pending job whose lease is free to ``owner``, or ``None``.
+
+        Fair between clients: the job of the client with the fewest running jobs comes
+        first, then that of the client whose last job started longest ago (or never),
+        then the oldest. With ``max_running``, a client that already holds that many
+        jobs leased to ``owner`` (one runner process) is passed over, so that no client
+        can occupy every runner of a process. The claim sets the lease until
+        ``now + lease``, ``started_at`` on the first claim and counts the attempt. See
+        the module docstring for why two claimers never get the same job while its
+        lease holds.
+        """
+        claim = claim_statement(owner=owner, now=now, lease=lease, max_running=max_running)
         with self._begin("claim a job") as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK_KEY}
+                )
             row = connection.execute(claim).mappings().first()
-        return None if row is None else _job(row)
+        return None if row is None else job_row(row)
 
     def renew_lease(self, job_id: str, *, owner: str, until: datetime) -> bool:
         """Extend ``owner``'s lease on a Pending job; ``False`` if it is not theirs."""
         statement = (
             update(JOBS)
-            .where(JOBS.c.id == job_id, _PENDING, JOBS.c.lease_owner == owner)
+            .where(JOBS.c.id == job_id, PENDING, JOBS.c.lease_owner == owner)
             .values(lease_expires_at=until)
         )
         with self._begin("renew a lease") as connection:
@@ -411,7 +313,7 @@ class SqlJobStore:
         """
         statement = (
             update(JOBS)
-            .where(JOBS.c.id == job_id, _PENDING, JOBS.c.lease_owner == owner)
+            .where(JOBS.c.id == job_id, PENDING, JOBS.c.lease_owner == owner)
             .values(
                 status=JobStatus.DONE.value,
                 finished_at=now,
@@ -425,8 +327,12 @@ class SqlJobStore:
                 write_seconds=write_seconds,
             )
         )
+        slot = update(REUSE).where(REUSE.c.job_id == job_id).values(expires_at=expires_at)
         with self._begin("finish a job") as connection:
-            return connection.execute(statement).rowcount == 1
+            if connection.execute(statement).rowcount != 1:
+                return False
+            connection.execute(slot)
+            return True
 
     def fail_job(self, job_id: str, *, owner: str | None, now: datetime, message: str) -> bool:
         """Mark a Pending job Failure with ``message``.
@@ -435,7 +341,7 @@ class SqlJobStore:
         :meth:`finish_job`: nobody else has claimed it since); without one (an operator,
         or a job that can never run), whoever holds it.
         """
-        conditions = [JOBS.c.id == job_id, _PENDING]
+        conditions = [JOBS.c.id == job_id, PENDING]
         if owner is not None:
             conditions.append(JOBS.c.lease_owner == owner)
         statement = (
@@ -450,7 +356,11 @@ class SqlJobStore:
             )
         )
         with self._begin("fail a job") as connection:
-            return connection.execute(statement).rowcount == 1
+            if connection.execute(statement).rowcount != 1:
+                return False
+            # A failed export is never reused: identical requests make a new one.
+            connection.execute(delete(REUSE).where(REUSE.c.job_id == job_id))
+            return True
 
     def expire_due(self, *, now: datetime) -> list[Job]:
         """Turn every Done job with ``expires_at <= now`` Expired and return them so."""
@@ -462,7 +372,10 @@ class SqlJobStore:
         )
         with self._begin("expire jobs") as connection:
             rows = connection.execute(statement).mappings().all()
-        return sorted((_job(row) for row in rows), key=lambda job: (job.created_at, job.id))
+            expired = [row["id"] for row in rows]
+            if expired:
+                connection.execute(delete(REUSE).where(REUSE.c.job_id.in_(expired)))
+        return sorted((job_row(row) for row in rows), key=lambda job: (job.created_at, job.id))
 
     def count_created(self, client_id: str, *, since: datetime, exclude_reused: bool = True) -> int:
         """Jobs ``client_id`` created at or after ``since`` (the hourly export quota).
@@ -495,20 +408,20 @@ class SqlJobStore:
     def create_client(self, client: Client) -> None:
         """Insert a new client; an existing id is a :class:`StoreError`."""
         with self._begin("create a client") as connection:
-            connection.execute(insert(CLIENTS).values(_client_values(client)))
+            connection.execute(insert(CLIENTS).values(client_values(client)))
 
     def get_client(self, client_id: str) -> Client | None:
         query = select(CLIENTS).where(CLIENTS.c.client_id == client_id)
         with self._begin("read a client") as connection:
             row = connection.execute(query).mappings().first()
-        return None if row is None else _client(row)
+        return None if row is None else client_row(row)
 
     def list_clients(self) -> list[Client]:
         """Every client, revoked ones included, oldest first."""
         query = select(CLIENTS).order_by(CLIENTS.c.created_at, CLIENTS.c.client_id)
         with self._begin("list clients") as connection:
             rows = connection.execute(query).mappings().all()
-        return [_client(row) for row in rows]
+        return [client_row(row) for row in rows]
 
     def revoke_client(self, client_id: str, *, now: datetime) -> bool:
         """Revoke an active client; ``False`` if unknown or already revoked."""

@@ -2,6 +2,13 @@
 
 In the embedded deployment runners are asyncio tasks of the server; ``mpo worker``
 runs the same :class:`JobRunner` in its own process.
+
+Claims are fair between clients (see ``SqlJobStore.claim_next``), and one client holds
+at most ``max_running_per_client`` of a runner's loops, so that another client's export
+never waits for a whole queue of somebody else's.
+
+A job that fails gets a stable message with an error ID; what went wrong inside (engine
+errors, SQL, paths) goes to the log under that ID, never to the client.
 """
 
 from __future__ import annotations
@@ -27,9 +34,14 @@ from mpo_realtime.exports.service import Clock, file_name_for, utcnow
 from mpo_realtime.exports.writers import write_export
 from mpo_realtime.store.base import EventStore
 
-__all__ = ["JobRunner", "LeaseLost", "runner_id"]
+__all__ = ["JobRunner", "LeaseLost", "failure_message", "runner_id"]
 
 log = logging.getLogger(__name__)
+
+
+def _new_error_id() -> str:
+    """An ID that ties a failure message to its log lines (32 hex digits, like trace IDs)."""
+    return uuid.uuid4().hex
 
 
 def runner_id() -> str:
@@ -42,6 +54,12 @@ class LeaseLost(Exception):
 
 class _Released(Exception):
     """The runner is stopping and gives the job back (see :meth:`JobRunner.stop`)."""
+
+
+def failure_message(error_id: str, *, file: bool = False) -> str:
+    """What a failed job tells its client: what failed, in words, and where to look."""
+    what = "the export file could not be written" if file else "the export could not be produced"
+    return f"{what}; the operator can look it up with error id {error_id}"
 
 
 class JobRunner:
@@ -58,7 +76,10 @@ class JobRunner:
         owner: str | None = None,
         clock: Clock = utcnow,
         on_finished: Callable[[Job], None] | None = None,
+        max_running_per_client: int | None = None,
     ) -> None:
+        """``max_running_per_client``: how many of this runner's loops one client's jobs
+        may hold at once; ``None`` is all of them, until :meth:`serve` picks its default."""
         self.jobs = jobs
         self.events = events
         self.files = files
@@ -67,6 +88,7 @@ class JobRunner:
         self.owner = owner or runner_id()
         self.clock = clock
         self.on_finished = on_finished
+        self.max_running_per_client = max_running_per_client
         self._wake = asyncio.Event()
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -85,10 +107,16 @@ class JobRunner:
         self.wake()
 
     def run_one(self) -> Job | None:
-        """Claim and run the oldest Pending job; None when there is none (or stopping)."""
+        """Claim and run the next Pending job (in fair order); None when there is none
+        (or when stopping)."""
         if self._stopping.is_set():
             return None
-        job = self.jobs.claim_next(owner=self.owner, now=self.clock(), lease=self.lease)
+        job = self.jobs.claim_next(
+            owner=self.owner,
+            now=self.clock(),
+            lease=self.lease,
+            max_running=self.max_running_per_client,
+        )
         if job is None:
             return None
         self.execute(job)
@@ -115,18 +143,18 @@ class JobRunner:
         except _Released:
             self._release(job)
             return
-        except OSError as exc:
+        except Exception as exc:
             if self._releasing.is_set():
                 self._release(job)  # the process is stopping under it: not the job's fault
                 return
-            self._fail(job, f"could not write the export file: {exc.strerror or exc}")
-            return
-        except Exception as exc:
-            if self._releasing.is_set():
-                self._release(job)
-                return
-            log.exception("job %s failed", job.id)
-            self._fail(job, f"the export could not be produced: {exc}")
+            error_id = _new_error_id()
+            log.exception(
+                "job %s failed (error id %s)",
+                job.id,
+                error_id,
+                extra={"traceId": error_id, "jobId": job.id},
+            )
+            self._fail(job, failure_message(error_id, file=isinstance(exc, OSError)))
             return
         total = time.perf_counter() - started
         query = (first_batch[0] - started) if first_batch else total
@@ -185,7 +213,13 @@ class JobRunner:
             self._loop_ref.call_soon_threadsafe(self._wake.set)
 
     async def serve(self, *, concurrency: int, poll_interval: float = 1.0) -> None:
-        """Run ``concurrency`` loops until cancelled."""
+        """Run ``concurrency`` loops until cancelled.
+
+        Unless set, ``max_running_per_client`` becomes ``concurrency - 1`` (at least 1):
+        one loop always stays free for the other clients.
+        """
+        if self.max_running_per_client is None:
+            self.max_running_per_client = max(1, concurrency - 1)
         self._wake = asyncio.Event()
         self._loop_ref = asyncio.get_running_loop()
         await asyncio.gather(*(self._loop(poll_interval) for _ in range(concurrency)))

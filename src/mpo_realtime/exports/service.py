@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
-from mpo_realtime.domain.jobs import Client, Job, JobStatus
+from mpo_realtime.domain.jobs import Client, Job, JobStatus, describe_scope
 from mpo_realtime.domain.plan import plan_for
 from mpo_realtime.domain.report import FileFormat, ReportSpec, parse_report_request
 from mpo_realtime.exports.files import LocalFileStore
@@ -22,7 +22,15 @@ from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.ratelimit import RateLimiter, per_hour
 from mpo_realtime.store.base import EventStore
 
-__all__ = ["Clock", "CreatedExport", "Download", "ExportService", "file_name_for", "utcnow"]
+__all__ = [
+    "WRITE_VISIBILITY_MARGIN",
+    "Clock",
+    "CreatedExport",
+    "Download",
+    "ExportService",
+    "file_name_for",
+    "utcnow",
+]
 
 Clock = Callable[[], datetime]
 
@@ -58,11 +66,24 @@ class _LruCache:
                 self._items.popitem(last=False)
 
 
+#: Time allowed for a write to become visible after the store stamped it (the stamp is
+#: taken in the write's transaction, just before its commit): a settled export is only
+#: reused if it was created at least this long after the last write into its interval.
+WRITE_VISIBILITY_MARGIN = timedelta(seconds=1)
+#: the resolution of datetimes: ``a > b - _TICK`` is ``a >= b``
+_TICK = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True, slots=True)
 class CreatedExport:
+    """The answer to a create: the job, whether it was reused, and how old it is."""
+
     job: Job
     reused: bool
     warnings: tuple[Problem, ...]
+    #: seconds since the job was created (0 for a new one): its data may miss events
+    #: stored since then
+    age_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,24 +125,29 @@ class ExportService:
         self._finished = _LruCache(10_000)
         self.exports_per_hour = exports_per_hour
 
-    def create(self, client: Client, body: bytes) -> CreatedExport:
+    def create(
+        self, client: Client, body: bytes, *, max_age: timedelta | None = None
+    ) -> CreatedExport:
+        """Validate, check scope, then reuse an identical export or create a new one.
+
+        An identical export is reused while its rules allow (see ``docs/api.md``:
+        relative requests within ``cache_window``, settled absolute intervals until
+        expiry unless a later write touched them, never Failure or Expired). With
+        ``max_age`` (the client's ``Cache-Control``), only an export at most that old
+        is reused; ``timedelta(0)`` always makes a new one. Only new exports spend the
+        hourly quota; concurrent identical creates make one export.
+        """
         now = self.clock()
         spec = parse_report_request(body, now=now, retention=self.retention, max_ids=self.max_ids)
         self._check_scope(client, spec)
         cache_key = self._cache_key(client, spec)
-        reusable = self.jobs.find_reusable(cache_key, now=now)
-        if reusable is not None:
-            return CreatedExport(reusable, True, spec.warnings)
-        if self.limiter is not None:
-            quota = client.exports_per_hour or self.exports_per_hour
-            self.limiter.check(
-                "exports",
-                client.client_id,
-                per_hour(quota),
-                f"hourly quota of {quota} new exports reached (identical requests stay free)",
-            )
         relative = spec.lookback_window is not None or spec.open_ended
         settled = not relative and spec.end <= now - self.settle
+        fresh_after = self._fresh_after(spec, settled=settled, now=now, max_age=max_age)
+        if fresh_after is None or fresh_after < now:
+            reusable = self.jobs.find_reusable(cache_key, now=now, fresh_after=fresh_after)
+            if reusable is not None:
+                return self._reused(reusable, spec, now)
         job = Job(
             id=str(uuid.uuid4()),
             client_id=client.client_id,
@@ -132,16 +158,53 @@ class ExportService:
             created_at=now,
             reusable_until=None if settled else now + self.cache_window,
         )
-        self.jobs.create_job(job)
+        stored, reused = self.jobs.create_or_reuse(
+            job, now=now, fresh_after=fresh_after, before_commit=lambda: self._spend_quota(client)
+        )
+        if reused:
+            return self._reused(stored, spec, now)
         if self.on_created is not None:
             self.on_created()
-        return CreatedExport(job, False, spec.warnings)
+        return CreatedExport(stored, False, spec.warnings)
+
+    def _fresh_after(
+        self, spec: ReportSpec, *, settled: bool, now: datetime, max_age: timedelta | None
+    ) -> datetime | None:
+        """Exports created at or before this moment may not be reused (None: any age)."""
+        moments = []
+        if max_age is not None:
+            # An export exactly ``max_age`` old is still acceptable (as in HTTP caching).
+            moments.append(now - max(max_age, timedelta(0)) - _TICK)
+        if settled:
+            # Reused until expiry, so a late event into the interval must end the reuse.
+            written = self.events.last_write(spec.advertiser_ids, spec.start, spec.end)
+            if written is not None:
+                moments.append(written + WRITE_VISIBILITY_MARGIN)
+        return max(moments, default=None)
+
+    @staticmethod
+    def _reused(job: Job, spec: ReportSpec, now: datetime) -> CreatedExport:
+        age = max(0, int((now - job.created_at).total_seconds()))
+        return CreatedExport(job, True, spec.warnings, age_seconds=age)
+
+    def _spend_quota(self, client: Client) -> None:
+        if self.limiter is None:
+            return
+        quota = client.exports_per_hour or self.exports_per_hour
+        self.limiter.check(
+            "exports",
+            client.client_id,
+            per_hour(quota),
+            f"hourly quota of {quota} new exports reached (identical requests stay free)",
+        )
 
     def _check_scope(self, client: Client, spec: ReportSpec) -> None:
+        allowed = describe_scope(client.advertiser_ids)
         outside = [
             Problem(
                 ErrorCode.INSUFFICIENT_PERMISSIONS,
-                f"advertiser {advertiser} is not in the scope of this client",
+                f"advertiser {advertiser} is not in the scope of this client, which may "
+                f"use {allowed}",
                 f"/data/attributes/advertiserIds/{index}",
             )
             for index, advertiser in enumerate(spec.advertiser_ids)

@@ -97,4 +97,16 @@ class EventStore(Protocol):
 
     def latest_minute(self) -> datetime | None: ...
 
+    def last_write(
+        self, advertiser_ids: tuple[int, ...], start: datetime, end: datetime
+    ) -> datetime | None:
+        """When events of ``advertiser_ids`` in ``[start, end)`` were last stored, or None.
+
+        Kept per advertiser and UTC hour of the events, stamped in the transaction that
+        stores them (ingest flushes and bulk appends alike), so the answer may name an
+        earlier write of the same hour: never a time before the newest one. An export
+        created after this time has every event of its interval (reuse relies on it).
+        """
+        ...
+
     def close(self) -> None: ...

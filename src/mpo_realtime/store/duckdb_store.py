@@ -189,6 +189,7 @@ class DuckDBEventStore:
         def run(conn: duckdb.DuckDBPyConnection) -> int:
             row = conn.execute(SQL["purge_rollup"], {"before": before}).fetchone()
             conn.execute(SQL["purge_keys"], {"before": before})
+            conn.execute(SQL["purge_write_marks"], {"before": before})
             return int(row[0]) if row else 0
 
         return int(self.call(run))
@@ -271,6 +272,7 @@ class DuckDBEventStore:
             conn.execute(SQL["insert_aggregated" if aggregate else "insert_raw"])
             conn.execute(SQL["insert_catalog"])
             conn.execute(SQL["insert_seller_names"])
+            conn.execute(SQL["mark_writes"], {"now": datetime.now(UTC)})
         finally:
             # In an aborted transaction unregister fails too; the first error is the one.
             with contextlib.suppress(duckdb.Error):
@@ -421,6 +423,18 @@ class DuckDBEventStore:
         try:
             with _translated("read the latest minute"):
                 row = cursor.execute(SQL["latest_minute"]).fetchone()
+        finally:
+            cursor.close()
+        return row[0] if row else None
+
+    def last_write(
+        self, advertiser_ids: tuple[int, ...], start: datetime, end: datetime
+    ) -> datetime | None:
+        params = {"advertisers": list(advertiser_ids), "start": start, "end": end}
+        cursor = self._cursor()
+        try:
+            with _translated("read the last write"):
+                row = cursor.execute(SQL["last_write"], params).fetchone()
         finally:
             cursor.close()
         return row[0] if row else None

@@ -8,13 +8,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
 from mpo_realtime.domain.events import EventBatch, parse_events
+from mpo_realtime.domain.jobs import WriteScope
 from mpo_realtime.store.base import ROLLUP_SCHEMA, EventStore, IngestReceipt, IngestRequest
 
 __all__ = ["Ingestor", "batch_to_table"]
 
 _MS_PER_MINUTE = 60_000
+#: advertisers outside the scope named one by one in a refusal; the rest are counted
+_OUTSIDE_NAMED = 20
 
 
 def batch_to_table(batch: EventBatch) -> pa.Table:
@@ -45,16 +50,58 @@ class Ingestor:
     retention_ms: int = 45 * 86_400_000
 
     def prepare(
-        self, body: bytes, *, now_ms: int, client_id: str, idempotency_key: str | None
+        self,
+        body: bytes,
+        *,
+        now_ms: int,
+        client_id: str,
+        scope: WriteScope,
+        idempotency_key: str | None,
     ) -> IngestRequest:
-        """Parse and convert; raises ``EventBatchError`` for bad input (nothing stored)."""
+        """Parse, convert and check against ``scope``; nothing is stored on any error.
+
+        Bad input raises ``EventBatchError``; an event of an advertiser outside
+        ``scope`` refuses the whole request with ``insufficient-accountpermissions``.
+        """
         batch = parse_events(
             body, now_ms=now_ms, min_ms=now_ms - self.retention_ms, max_events=self.max_events
         )
+        table = batch_to_table(batch)
+        _check_scope(table, scope)
         key = f"{client_id}:{idempotency_key}" if idempotency_key else None
         digest = hashlib.blake2b(body, digest_size=16).hexdigest() if key else None
-        return IngestRequest(batch_to_table(batch), len(batch), key, digest)
+        return IngestRequest(table, len(batch), key, digest)
 
     async def store_async(self, request: IngestRequest) -> IngestReceipt:
         """Wait until the rows are durable and visible."""
         return await asyncio.wrap_future(self.store.submit(request))
+
+
+def _check_scope(table: pa.Table, scope: WriteScope) -> None:
+    """Refuse rows of advertisers outside ``scope``, naming them and where they first occur."""
+    if scope.any_advertiser:
+        return
+    column = table["advertiser_id"]
+    outside = scope.outside(pc.unique(column).to_pylist())
+    if not outside:
+        return
+    # Rows are the events in body order (blank NDJSON lines are no events, so the
+    # position is named in words rather than as a line pointer).
+    problems = [
+        Problem(
+            ErrorCode.INSUFFICIENT_PERMISSIONS,
+            f"advertiser {advertiser} (first in event {pc.index(column, advertiser).as_py() + 1}"
+            f" of the request) is not in the scope of this client, which may write events of "
+            f"{scope.describe()}; nothing was stored",
+        )
+        for advertiser in outside[:_OUTSIDE_NAMED]
+    ]
+    if len(outside) > _OUTSIDE_NAMED:
+        more = len(outside) - _OUTSIDE_NAMED
+        problems.append(
+            Problem(
+                ErrorCode.INSUFFICIENT_PERMISSIONS,
+                f"{more} more advertiser(s) outside the scope not listed; nothing was stored",
+            )
+        )
+    raise ProblemError(problems)

@@ -37,7 +37,12 @@ async def ingest_events(
     client: IngestClient,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> IngestAnswer:
-    """Store a batch of events, all or nothing; visible to reports once answered."""
+    """Store a batch of events, all or nothing; visible to reports once answered.
+
+    Every event must belong to an advertiser of the client's scope (or the client is a
+    trusted producer): one that does not refuses the whole request, before anything is
+    queued for the store.
+    """
     services = services_of(request)
     settings = services.settings
     body = await read_body(
@@ -49,6 +54,7 @@ async def ingest_events(
         body,
         now_ms=now_ms,
         client_id=client.client_id,
+        scope=client.write_scope,
         idempotency_key=idempotency_key,
     )
     try:

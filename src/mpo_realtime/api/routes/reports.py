@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -21,12 +22,15 @@ from mpo_realtime.api.schemas import (
 )
 from mpo_realtime.domain.errors import Problem
 from mpo_realtime.domain.jobs import Job, JobStatus
+from mpo_realtime.exports.service import CreatedExport
 
 __all__ = ["BASE", "direct_routes", "router"]
 
 BASE = "/{version}/marketing-solutions/marketplace-performance-outcomes/stats"
 #: the documented switch to the JSON:API-style envelope that generated clients expect
 ENVELOPE_HEADER = "X-MPO-Envelope"
+#: says on a create answer whether an identical export was reused (``true``) or not
+REUSED_HEADER = "X-MPO-Reused"
 
 router = APIRouter(prefix=BASE, tags=["reports"])
 
@@ -52,6 +56,7 @@ def _status_response(
     envelope: str | None,
     warnings: tuple[Problem, ...] = (),
     retry_after: int | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> Response:
     attributes = {"exportId": job.id, "status": job.status.value, "message": _message(job)}
     trace = trace_id_of(request)
@@ -64,12 +69,32 @@ def _status_response(
         }
     else:
         body = attributes
-    headers = {}
+    headers = dict(extra_headers or {})
     if retry_after is not None and job.status is JobStatus.PENDING:
         headers["Retry-After"] = str(retry_after)
     if warnings and body is attributes:
         headers["Warning"] = "; ".join(f'299 mpo "{w.detail}"' for w in warnings)[:2000]
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+def _max_age(cache_control: str | None) -> timedelta | None:
+    """The oldest reuse a create accepts: ``no-cache`` none, ``max-age=N`` N seconds."""
+    ages = []
+    for directive in (cache_control or "").lower().split(","):
+        name, _, value = directive.strip().partition("=")
+        if name == "no-cache":
+            ages.append(0)
+        elif name == "max-age" and value.strip().strip('"').isdigit():
+            ages.append(int(value.strip().strip('"')))
+    return timedelta(seconds=min(ages)) if ages else None
+
+
+def _reuse_headers(created: CreatedExport) -> dict[str, str]:
+    """Headers that say whether an export was reused and how old it is (the official
+    SDK ignores headers it does not know; an unknown body member would fail it)."""
+    if not created.reused:
+        return {REUSED_HEADER: "false"}
+    return {REUSED_HEADER: "true", "Age": str(created.age_seconds)}
 
 
 @router.post(
@@ -82,15 +107,35 @@ async def create_export(
     request: Request,
     client: ReportClient,
     envelope: EnvelopeHeader = None,
+    cache_control: Annotated[
+        str | None,
+        Header(
+            alias="Cache-Control",
+            description="'no-cache' makes a new export instead of reusing an identical one; "
+            "'max-age=N' reuses only an export at most N seconds old",
+        ),
+    ] = None,
 ) -> Response:
-    """Create an export job; identical recent requests return the existing export."""
+    """Create an export job; identical recent requests return the existing export.
+
+    A reused export is answered with ``X-MPO-Reused: true`` and ``Age`` (seconds since
+    it was created); a new one with ``X-MPO-Reused: false``.
+    """
     services = services_of(request)
     settings = services.settings
     body = await read_body(
         request, limit=settings.report_max_body_bytes, timeout=settings.body_read_timeout_seconds
     )
-    created = await run_in_threadpool(services.exports.create, client, body)
-    return _status_response(created.job, request, envelope=envelope, warnings=created.warnings)
+    created = await run_in_threadpool(
+        services.exports.create, client, body, max_age=_max_age(cache_control)
+    )
+    return _status_response(
+        created.job,
+        request,
+        envelope=envelope,
+        warnings=created.warnings,
+        extra_headers=_reuse_headers(created),
+    )
 
 
 @router.get(

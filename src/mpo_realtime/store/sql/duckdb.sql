@@ -21,6 +21,13 @@ CREATE TABLE IF NOT EXISTS seller_names (
     seller_id BIGINT PRIMARY KEY,
     seller_name VARCHAR NOT NULL
 );
+-- When events of each advertiser and UTC hour were last stored (export reuse).
+CREATE TABLE IF NOT EXISTS write_marks (
+    advertiser_id BIGINT NOT NULL,
+    hour TIMESTAMPTZ NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (advertiser_id, hour)
+);
 CREATE TABLE IF NOT EXISTS ingest_keys (
     key VARCHAR PRIMARY KEY,
     events BIGINT NOT NULL,
@@ -51,6 +58,19 @@ INSERT OR REPLACE INTO seller_names
 SELECT seller_id, last(seller_name) FROM incoming
 WHERE seller_name IS NOT NULL
 GROUP BY seller_id;
+
+-- name: mark_writes
+-- In the transaction that stores ``incoming``: a few rows per flush.
+INSERT OR REPLACE INTO write_marks
+SELECT DISTINCT advertiser_id, date_trunc('hour', minute), $now::TIMESTAMPTZ FROM incoming;
+
+-- name: last_write
+SELECT max(written_at) FROM write_marks
+WHERE list_contains($advertisers, advertiser_id)
+  AND hour > $start::TIMESTAMPTZ - INTERVAL 1 HOUR AND hour < $end::TIMESTAMPTZ;
+
+-- name: purge_write_marks
+DELETE FROM write_marks WHERE hour < $before::TIMESTAMPTZ - INTERVAL 1 HOUR;
 
 -- name: find_keys
 SELECT key, events, digest FROM ingest_keys WHERE list_contains($keys, key);
