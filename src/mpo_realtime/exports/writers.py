@@ -10,9 +10,12 @@ Formats (the contract's "Output files"):
   embedded ``"`` doubled, ``\\n`` line ends, UTF-8 without BOM.
 * JSON: compact ``{"columns":[...],"data":[[...],...],"rows":N}``.
 
-In both, ``cost`` is printed in its shortest round-trip form (Arrow's
-double-to-string cast) and time buckets as ISO-8601 local times with their UTC
-offset in the requested zone, e.g. ``2026-10-25T02:00:00+01:00``.
+In both, numbers are exact: integers as they are, decimals (``cost``, and counts
+summed as 38-digit integers) as plain decimal text, with no exponent and no trailing
+zeros beyond what the value has (``5``, ``0.25``, ``992.216713804``); each cell's text
+is the same in CSV and JSON. Floats are refused: an export never prints float noise.
+Time buckets are ISO-8601 local times with their UTC offset in the requested zone,
+e.g. ``2026-10-25T02:00:00+01:00``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ import zoneinfo
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from mpo_realtime.domain.report import FileFormat
 
@@ -85,19 +88,11 @@ def write_export(
 
 
 class _CountingSink:
-    """A write-only file over ``sink`` that counts the bytes passing through.
-
-    Also handed to Arrow's CSV writer, which needs ``write``, ``flush`` and
-    ``closed``; ``close`` is deliberately a no-op because the caller owns ``sink``.
-    """
+    """A write-only file over ``sink`` that counts the bytes passing through."""
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
         self.count = 0
-
-    @property
-    def closed(self) -> bool:
-        return False
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -108,12 +103,6 @@ class _CountingSink:
             view = view[written if written is not None else view.nbytes :]
         self.count += total
         return total
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def close(self) -> None:
-        pass
 
 
 def _slices(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -134,32 +123,44 @@ def _write_csv(
     zone: zoneinfo.ZoneInfo,
     sink: _CountingSink,
 ) -> int:
-    # Written by hand so that an empty result still gets its header without a
-    # schema; the text is what Arrow's CSV writer itself writes for a header.
+    # Written by hand so that an empty result still gets its header without a schema.
     header = ",".join('"' + name.replace('"', '""') + '"' for name in columns) + "\n"
     sink.write(header.encode())
-    # Arrow's writer already follows the format: it quotes every string (and only
-    # strings), doubles embedded quotes and prints floats with the same shortest
-    # round-trip cast used for JSON below. Time buckets are made strings first.
-    options = pcsv.WriteOptions(include_header=False, batch_size=_SLICE_ROWS)
     rows = 0
     for part in slices:
         if part.num_rows == 0:
             continue
-        arrays = [_csv_column(part.column(i), zone) for i in range(part.num_columns)]
-        pcsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=list(columns)), sink, options)
+        # Every row text ends with "\n": folded into the last column, as JSON folds its
+        # separators into the first, it spares a pass over whole rows.
+        last = part.num_columns - 1
+        texts = [
+            _csv_column(part.column(i), zone, suffix="\n" if i == last else "")
+            for i in range(part.num_columns)
+        ]
+        row_texts = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, ",")
+        sink.write(_joined_bytes(row_texts))
         rows += part.num_rows
     return rows
 
 
-def _csv_column(array: pa.Array, zone: zoneinfo.ZoneInfo) -> pa.Array:
+def _csv_column(array: pa.Array, zone: zoneinfo.ZoneInfo, *, suffix: str) -> pa.Array:
+    """The CSV text of each value: strings and time buckets quoted, numbers bare."""
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
-        return _format_instants(array, zone, quote="")
-    if pa.types.is_floating(kind):
-        _check_finite(array)
-    return array
+        texts = _format_instants(array, zone, quote='"')
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        strings = array.cast(pa.string())
+        if _holds_byte(strings, 0x22):
+            strings = pc.replace_substring(strings, '"', '""')
+        texts = pc.binary_join_element_wise('"', strings, '"', "")
+    else:
+        texts = _number_texts(array)
+    if suffix:
+        texts = pc.binary_join_element_wise(texts, suffix, "")
+    if texts.null_count:
+        texts = texts.fill_null(suffix)  # a null cell is empty
+    return texts
 
 
 # -- JSON --------------------------------------------------------------------------
@@ -203,16 +204,10 @@ def _json_column(array: pa.Array, zone: zoneinfo.ZoneInfo, *, prefix: str) -> pa
         texts = _format_instants(array, zone, quote='"', prefix=prefix)
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         texts = _json_strings(array.cast(pa.string()), prefix=prefix)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        if pa.types.is_floating(kind):
-            _check_finite(array)
-        # Arrow's cast prints floats in their shortest round-trip form, the same
-        # text its CSV writer produces, and every such text is a JSON number.
-        texts = array.cast(pa.string())
+    else:
+        texts = _number_texts(array)
         if prefix:
             texts = pc.binary_join_element_wise(prefix, texts, "")
-    else:
-        raise TypeError(f"cannot write a column of type {kind} to JSON")
     if texts.null_count:
         texts = texts.fill_null(prefix + "null")
     return texts
@@ -244,6 +239,11 @@ def _needs_escape(array: pa.Array) -> bool:
     return bool(((data < 0x20) | (data == 0x22) | (data == 0x5C)).any())
 
 
+def _holds_byte(array: pa.Array, byte: int) -> bool:
+    """Whether any value of a ``string`` array holds the ASCII character ``byte``."""
+    return bool((np.frombuffer(_joined_bytes(array), dtype=np.uint8) == byte).any())
+
+
 def _joined_bytes(texts: pa.Array) -> memoryview:
     """The concatenation of the values of a ``string`` array, zero-copy (nulls add nothing)."""
     # The values of a string array lie back to back in its data buffer, so the
@@ -269,11 +269,65 @@ def _decoded(array: pa.Array) -> pa.Array:
     return array
 
 
-def _check_finite(array: pa.Array) -> None:
-    # NaN and infinities have no JSON form and no meaning as a cost: refuse them
-    # rather than write a file that clients cannot parse.
-    if pc.any(pc.invert(pc.is_finite(array))).as_py():
-        raise ValueError("cannot write a non-finite float")
+def _number_texts(array: pa.Array) -> pa.Array:
+    """The text of each number, the same in CSV and JSON; nulls stay null."""
+    kind = array.type
+    if pa.types.is_integer(kind):
+        return array.cast(pa.string())
+    if pa.types.is_decimal(kind):
+        return _decimal_texts(array)
+    # Floats print noise (200.2292309999999) and differ by summation order: money and
+    # counts reach the writers as integers or decimals, never as floats.
+    raise TypeError(f"cannot write a column of type {kind}: numbers must be exact")
+
+
+def _decimal_texts(array: pa.Array) -> pa.Array:
+    """Plain decimal texts, no exponent, no trailing zeros: ``5``, ``0.25``, ``1e-9`` as
+    ``0.000000001``. Vectorised for values whose unscaled integer fits 64 bits."""
+    scale = array.type.scale
+    if scale == 0 and pa.types.is_decimal128(array.type):
+        try:
+            # a checked cast: it raises if a value does not fit 64 bits
+            return array.cast(pa.int64()).cast(pa.string())
+        except pa.ArrowInvalid:
+            pass
+    if not pa.types.is_decimal128(array.type) or not 0 <= scale <= 18:
+        return pa.array([None if d is None else _plain(d) for d in array.to_pylist()], pa.string())
+    words = np.frombuffer(array.buffers()[1], dtype="<i8")
+    words = words[2 * array.offset : 2 * (array.offset + len(array))].reshape(-1, 2)
+    low, high = words[:, 0], words[:, 1]
+    # The value fits 64 bits when the high word only extends the low word's sign; the
+    # lowest int64 is left out so that its magnitude fits too.
+    small = (high == (low >> 63)) & (low != np.iinfo(np.int64).min)
+    if not array.null_count:
+        valid = np.ones(len(array), dtype=bool)
+    else:
+        valid = np.asarray(array.is_valid())
+    magnitude = np.abs(np.where(small & valid, low, 0))
+    whole, fraction = np.divmod(magnitude, 10**scale)
+    texts = pa.array(whole).cast(pa.string())
+    if scale:
+        digits = pc.utf8_lpad(pa.array(fraction).cast(pa.string()), scale, "0")
+        texts = pc.utf8_rtrim(
+            pc.binary_join_element_wise(texts, pc.utf8_rtrim(digits, "0"), "."), "."
+        )
+    negative = small & (low < 0)
+    if negative.any():
+        texts = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", texts, ""), texts)
+    large = ~small & valid
+    if large.any():
+        mask = pa.array(large)
+        texts = pc.replace_with_mask(
+            texts, mask, pa.array([_plain(d) for d in array.filter(mask).to_pylist()], pa.string())
+        )
+    if array.null_count:
+        texts = pc.if_else(array.is_valid(), texts, pa.scalar(None, pa.string()))
+    return texts
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _format_instants(
