@@ -109,14 +109,16 @@ WHERE table_name = 'rollup' AND column_name = 'cost' AND schema_name = 'main';
 
 -- name: migrate_cost
 -- Stores made before costs were exact kept them as DOUBLE. Rows whose cost no
--- DECIMAL(18, 9) can hold (non-finite, negative, a billion or more) are moved aside to
+-- DECIMAL(18, 9) can hold (not finite, negative, a billion or more) are moved aside to
 -- rollup_quarantine, untouched; the others are rounded to 9 decimals, which also drops
 -- the float noise of their sums.
-CREATE TABLE IF NOT EXISTS rollup_quarantine AS SELECT * FROM rollup WITH NO DATA;
+CREATE TABLE IF NOT EXISTS rollup_quarantine AS SELECT * FROM rollup LIMIT 0;
 INSERT INTO rollup_quarantine
-SELECT * FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 999999999.9999999);
-DELETE FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 999999999.9999999);
-ALTER TABLE rollup ALTER cost SET DATA TYPE DECIMAL(18, 9);
+SELECT * FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 1e9);
+DELETE FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 1e9);
+-- The conversion also visits the rows deleted in this transaction: they convert to 0.
+ALTER TABLE rollup ALTER cost SET DATA TYPE DECIMAL(18, 9)
+USING CASE WHEN isfinite(cost) AND cost >= 0 AND cost < 1e9 THEN cost ELSE 0 END;
 
 -- name: purge_rollup
 DELETE FROM rollup WHERE minute < $before;
