@@ -78,13 +78,16 @@ def _conformed(rows: pa.Table) -> pa.Table:
     """``rows`` with exactly the roll-up schema, checked; ValueError says what is wrong.
 
     Costs must arrive exact (a decimal type): a float would be rounded by a cast here,
-    unseen. Counts and costs must not be negative.
+    unseen. Required columns hold no nulls; counts and costs are not negative.
     """
     if not rows.schema.equals(ROLLUP_SCHEMA):
         cost = rows.schema.field("cost").type if "cost" in rows.schema.names else None
         if cost is not None and not pa.types.is_decimal(cost):
             raise ValueError(f"cost must be a decimal amount, not {cost}")
         rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+    for field in ROLLUP_SCHEMA:
+        if not field.nullable and rows[field.name].null_count:
+            raise ValueError(f"{field.name} must not be null")
     for name in ("displays", "clicks", "cost"):
         low = pc.min(rows[name]).as_py()
         if low is not None and low < 0:
