@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -12,11 +13,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, parse_events
 from mpo_realtime.domain.money import NANOS
 from mpo_realtime.domain.plan import QueryPlan
@@ -378,6 +381,44 @@ def test_store_float_costs_are_refused_not_rounded(store: DuckDBEventStore) -> N
     assert "cost must be a decimal" in str(refused.value.issues[0])
     with pytest.raises(ValueError, match="cost must be a decimal"):
         store.append(_float_cost(good.rows))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs), unmounted afterwards."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_store_full_disk_is_a_store_error_not_the_requests_fault(small_disk: Path) -> None:
+    store = DuckDBEventStore(small_disk / "events.duckdb", flush_interval=0.005)
+    failures: list[BaseException] = []
+    try:
+        for round_ in range(200):
+            requests = [
+                _request(START + timedelta(seconds=round_ * 3 + i), 400)[0] for i in range(3)
+            ]
+            with _writer_paused(store):
+                futures = [store.submit(request) for request in requests]
+            for future in futures:
+                with contextlib.suppress(Exception):
+                    future.result(timeout=TIMEOUT)
+                error = future.exception()
+                if error is not None:
+                    failures.append(error)
+            if failures:
+                break
+    finally:
+        store.close()
+    assert failures, "the disk never filled up"
+    # Retried one by one, each still fails for the store's reason: 503, never 400.
+    assert all(isinstance(f, StoreError) for f in failures), failures
+    assert any("No space left on device" in str(f) for f in failures), failures
 
 
 # -- cancelled waiters ---------------------------------------------------------------------

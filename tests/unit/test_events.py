@@ -554,7 +554,7 @@ def test_costs_nanos_is_exact_on_a_million_random_amounts() -> None:
     nanos = [rng.randrange(MAX_COST * NANOS + 1) for _ in range(500_000)]
     nanos += [rng.randrange(10**6) * 10 ** (rng.randrange(10)) for _ in range(500_000)]
     amounts = [float(Decimal(n).scaleb(-9)) for n in nanos]
-    converted = costs_nanos(amounts)  # type: ignore[arg-type]
+    converted = costs_nanos(amounts)
     assert converted is not None
     assert converted.tolist() == nanos
 
@@ -562,6 +562,6 @@ def test_costs_nanos_is_exact_on_a_million_random_amounts() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.floats(0, MAX_COST) | st.integers(0, MAX_COST), min_size=1, max_size=30))
 def test_costs_nanos_agrees_with_the_rule_for_any_number(amounts: list[float]) -> None:
-    converted = costs_nanos(amounts)  # type: ignore[arg-type]
+    converted = costs_nanos(amounts)
     assert converted is not None
     assert converted.tolist() == [_nanos(a) for a in amounts]

@@ -533,7 +533,9 @@ def test_write_export_prints_the_same_digits_in_csv_and_json(
     json_body = json_data[json_data.index(b'"data":[[') + 9 : json_data.index(b']],"rows"')]
     json_cells = [row.split(b",") for row in json_body.split(b"],[")]
     assert csv_cells == json_cells
-    assert [tuple(Decimal(c.decode()) for c in cells) for cells in csv_cells] == rows
+    assert [tuple(Decimal(c.decode()) for c in cells) for cells in csv_cells] == [
+        tuple(Decimal(value) for value in row) for row in rows
+    ]
 
 
 # -- streaming -----------------------------------------------------------------------

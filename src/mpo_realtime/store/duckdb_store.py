@@ -85,9 +85,9 @@ def _conformed(rows: pa.Table) -> pa.Table:
         if cost is not None and not pa.types.is_decimal(cost):
             raise ValueError(f"cost must be a decimal amount, not {cost}")
         rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
-    for field in ROLLUP_SCHEMA:
-        if not field.nullable and rows[field.name].null_count:
-            raise ValueError(f"{field.name} must not be null")
+    for column in ROLLUP_SCHEMA:
+        if not column.nullable and rows[column.name].null_count:
+            raise ValueError(f"{column.name} must not be null")
     for name in ("displays", "clicks", "cost"):
         low = pc.min(rows[name]).as_py()
         if low is not None and low < 0:
@@ -139,7 +139,10 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A COMMIT that failed (a full disk) has ended the transaction already; the first
+        # error is the one to report, not "no transaction is active".
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("ROLLBACK")
         raise
 
 
