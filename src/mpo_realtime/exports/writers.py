@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +114,15 @@ def _slices(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[p
             yield batch.slice(start, _SLICE_ROWS)  # zero-copy
 
 
+#: what a row is built from: arrays of cell texts, and constant texts between them
+_Piece: TypeAlias = pa.Array | str
+
+
+def _row_texts(pieces: list[_Piece]) -> pa.Array:
+    """Each row's text: its pieces joined in one pass. A null piece adds nothing."""
+    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+
+
 # -- CSV ---------------------------------------------------------------------------
 
 
@@ -130,37 +139,29 @@ def _write_csv(
     for part in slices:
         if part.num_rows == 0:
             continue
-        # Every row text ends with "\n": folded into the last column, as JSON folds its
-        # separators into the first, it spares a pass over whole rows.
-        last = part.num_columns - 1
-        texts = [
-            _csv_column(part.column(i), zone, suffix="\n" if i == last else "")
-            for i in range(part.num_columns)
-        ]
-        row_texts = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, ",")
-        sink.write(_joined_bytes(row_texts))
+        pieces: list[_Piece] = []
+        for i in range(part.num_columns):
+            pieces += [","] if i else []
+            pieces += _csv_cells(part.column(i), zone)
+        sink.write(_joined_bytes(_row_texts([*pieces, "\n"])))
         rows += part.num_rows
     return rows
 
 
-def _csv_column(array: pa.Array, zone: zoneinfo.ZoneInfo, *, suffix: str) -> pa.Array:
-    """The CSV text of each value: strings and time buckets quoted, numbers bare."""
+def _csv_cells(array: pa.Array, zone: zoneinfo.ZoneInfo) -> list[_Piece]:
+    """A column's CSV cells: strings and time buckets quoted, numbers bare, nulls empty."""
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
-        texts = _format_instants(array, zone, quote='"')
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return [_format_instants(array, zone, quote='"')]
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         strings = array.cast(pa.string())
         if _holds_byte(strings, 0x22):
             strings = pc.replace_substring(strings, '"', '""')
-        texts = pc.binary_join_element_wise('"', strings, '"', "")
-    else:
-        texts = _number_texts(array)
-    if suffix:
-        texts = pc.binary_join_element_wise(texts, suffix, "")
-    if texts.null_count:
-        texts = texts.fill_null(suffix)  # a null cell is empty
-    return texts
+        if strings.null_count:
+            return [pc.binary_join_element_wise('"', strings, '"', "")]
+        return ['"', strings, '"']
+    return _number_pieces(array)
 
 
 # -- JSON --------------------------------------------------------------------------
@@ -178,15 +179,13 @@ def _write_json(
     for part in slices:
         if part.num_rows == 0:
             continue
-        # Every row text starts with "],[": the previous row's close and this
-        # row's open. Folding the separators into the first column spares a pass
-        # over whole rows; the very first row drops the leading "],".
-        texts = [
-            _json_column(part.column(i), zone, prefix="],[" if i == 0 else "")
-            for i in range(part.num_columns)
-        ]
-        row_texts = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, ",")
-        data = _joined_bytes(row_texts)
+        # Every row text starts with "],[": the previous row's close and this row's
+        # open; the very first row drops the leading "],".
+        pieces: list[_Piece] = ["],["]
+        for i in range(part.num_columns):
+            pieces += [","] if i else []
+            pieces += _json_cells(part.column(i), zone)
+        data = _joined_bytes(_row_texts(pieces))
         sink.write(data[2:] if rows == 0 else data)
         rows += part.num_rows
     tail = ("]" if rows else "") + '],"rows":' + str(rows) + "}"
@@ -194,27 +193,28 @@ def _write_json(
     return rows
 
 
-def _json_column(array: pa.Array, zone: zoneinfo.ZoneInfo, *, prefix: str) -> pa.Array:
-    """The JSON text of each value of ``array``, preceded by ``prefix``."""
+def _json_cells(array: pa.Array, zone: zoneinfo.ZoneInfo) -> list[_Piece]:
+    """A column's JSON values: strings and time buckets as string literals, nulls null."""
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
-        # ISO texts need no escaping, so quotes and prefix go in with the
-        # formatting of the distinct values: no pass over the rows for them.
-        texts = _format_instants(array, zone, quote='"', prefix=prefix)
+        # ISO texts need no escaping: the quotes go in with the distinct values.
+        texts = _format_instants(array, zone, quote='"')
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        texts = _json_strings(array.cast(pa.string()), prefix=prefix)
+        escaped = _json_escaped(array.cast(pa.string()))
+        if not escaped.null_count:
+            return ['"', escaped, '"']
+        texts = pc.binary_join_element_wise('"', escaped, '"', "")
     else:
-        texts = _number_texts(array)
-        if prefix:
-            texts = pc.binary_join_element_wise(prefix, texts, "")
-    if texts.null_count:
-        texts = texts.fill_null(prefix + "null")
-    return texts
+        pieces = _number_pieces(array)
+        if not array.null_count:
+            return pieces
+        (texts,) = pieces  # one piece, null where the value is
+    return [texts.fill_null("null") if texts.null_count else texts]
 
 
-def _json_strings(array: pa.Array, *, prefix: str) -> pa.Array:
-    """JSON string literals for a ``string`` array, without a per-row Python loop."""
+def _json_escaped(array: pa.Array) -> pa.Array:
+    """The contents of JSON string literals for a ``string`` array, without a row loop."""
     # One scan finds whether anything needs escaping at all: usually nothing does
     # (product IDs), and then the two replace passes are skipped.
     if _needs_escape(array):
@@ -228,7 +228,7 @@ def _json_strings(array: pa.Array, *, prefix: str) -> pa.Array:
             for char, escape in _CONTROL_ESCAPES:
                 escaped = pc.replace_substring(escaped, char, escape)
             array = pc.replace_with_mask(array, control, escaped)
-    return pc.binary_join_element_wise(prefix + '"', array, '"', "")
+    return array
 
 
 def _needs_escape(array: pa.Array) -> bool:
@@ -269,60 +269,52 @@ def _decoded(array: pa.Array) -> pa.Array:
     return array
 
 
-def _number_texts(array: pa.Array) -> pa.Array:
-    """The text of each number, the same in CSV and JSON; nulls stay null."""
+def _number_pieces(array: pa.Array) -> list[_Piece]:
+    """A number column's texts, the same in CSV and JSON, as pieces of the row join.
+
+    Integers print as they are. Decimals print plainly, with no exponent and no trailing
+    zeros: ``5``, ``0.25``, ``0.000000001``. A decimal is two pieces, its whole part and
+    its ``.fraction`` (null, so nothing, when it has none), which saves the passes of
+    joining and trimming them per column.
+    """
     kind = array.type
     if pa.types.is_integer(kind):
-        return array.cast(pa.string())
-    if pa.types.is_decimal(kind):
-        return _decimal_texts(array)
-    # Floats print noise (200.2292309999999) and differ by summation order: money and
-    # counts reach the writers as integers or decimals, never as floats.
-    raise TypeError(f"cannot write a column of type {kind}: numbers must be exact")
-
-
-def _decimal_texts(array: pa.Array) -> pa.Array:
-    """Plain decimal texts, no exponent, no trailing zeros: ``5``, ``0.25``, ``1e-9`` as
-    ``0.000000001``. Vectorised for values whose unscaled integer fits 64 bits."""
-    scale = array.type.scale
-    if scale == 0 and pa.types.is_decimal128(array.type):
-        try:
-            # a checked cast: it raises if a value does not fit 64 bits
-            return array.cast(pa.int64()).cast(pa.string())
-        except pa.ArrowInvalid:
-            pass
-    if not pa.types.is_decimal128(array.type) or not 0 <= scale <= 18:
-        return pa.array([None if d is None else _plain(d) for d in array.to_pylist()], pa.string())
+        return [array.cast(pa.string())]
+    if not pa.types.is_decimal(kind):
+        # Floats print noise (200.2292309999999) and differ by summation order: money
+        # and counts reach the writers as integers or decimals, never as floats.
+        raise TypeError(f"cannot write a column of type {kind}: numbers must be exact")
+    scale = kind.scale
+    if not pa.types.is_decimal128(kind) or not 0 <= scale <= 18:
+        return [
+            pa.array([None if d is None else _plain(d) for d in array.to_pylist()], pa.string())
+        ]
     words = np.frombuffer(array.buffers()[1], dtype="<i8")
     words = words[2 * array.offset : 2 * (array.offset + len(array))].reshape(-1, 2)
     low, high = words[:, 0], words[:, 1]
-    # The value fits 64 bits when the high word only extends the low word's sign; the
-    # lowest int64 is left out so that its magnitude fits too.
-    small = (high == (low >> 63)) & (low != np.iinfo(np.int64).min)
-    if not array.null_count:
-        valid = np.ones(len(array), dtype=bool)
-    else:
-        valid = np.asarray(array.is_valid())
-    magnitude = np.abs(np.where(small & valid, low, 0))
-    whole, fraction = np.divmod(magnitude, 10**scale)
-    texts = pa.array(whole).cast(pa.string())
-    if scale:
-        digits = pc.utf8_lpad(pa.array(fraction).cast(pa.string()), scale, "0")
-        texts = pc.utf8_rtrim(
-            pc.binary_join_element_wise(texts, pc.utf8_rtrim(digits, "0"), "."), "."
-        )
-    negative = small & (low < 0)
-    if negative.any():
-        texts = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", texts, ""), texts)
-    large = ~small & valid
-    if large.any():
-        mask = pa.array(large)
-        texts = pc.replace_with_mask(
-            texts, mask, pa.array([_plain(d) for d in array.filter(mask).to_pylist()], pa.string())
-        )
+    # Vectorised where the unscaled value is a non-negative 64-bit integer (any cost
+    # below 9.2 billion); the rest, and nulls, are formatted one by one below.
+    fits = (high == 0) & (low >= 0)
     if array.null_count:
-        texts = pc.if_else(array.is_valid(), texts, pa.scalar(None, pa.string()))
-    return texts
+        fits &= np.asarray(array.is_valid())
+    whole, fraction = np.divmod(np.where(fits, low, 0), 10**scale)
+    pieces: list[_Piece] = [pa.array(whole).cast(pa.string())]
+    if scale:
+        # 10**scale + fraction prints as "1" and the zero-padded digits: trim its
+        # trailing zeros and turn the "1" into the decimal point.
+        digits = pa.array(fraction + 10**scale, mask=fraction == 0).cast(pa.string())
+        pieces.append(pc.utf8_replace_slice(pc.utf8_rtrim(digits, "0"), 0, 1, "."))
+    others = ~fits
+    if others.any():
+        mask = pa.array(others)
+        texts = [None if d is None else _plain(d) for d in array.filter(mask).to_pylist()]
+        pieces[0] = pc.replace_with_mask(pieces[0], mask, pa.array(texts, pa.string()))
+        if scale:
+            pieces[1] = pc.if_else(mask, pa.scalar(None, pa.string()), pieces[1])
+    if array.null_count:
+        # one piece, null where the value is (empty in CSV, null in JSON), not "0"
+        pieces = [pc.if_else(array.is_valid(), _row_texts(pieces), pa.scalar(None, pa.string()))]
+    return pieces
 
 
 def _plain(value: Decimal) -> str:
