@@ -8,7 +8,7 @@ visible. Reads use their own cursors and always aggregate, so they see exact sum
 whether or not compaction has folded the rows yet.
 
 One request's content never fails the others: rows are checked before they join a
-flush (:func:`_conformed`), folds keep the keys whose sums would not fit a row
+flush (``duckdb_checks.conformed``), folds keep the keys whose sums would not fit a row
 (``store/base.py`` has the argument), and if a flush still fails its requests are
 committed again one by one, each in its own transaction, so that only the culprit hears
 of it: a data error as :class:`EventBatchError` (400), anything else as
@@ -40,12 +40,12 @@ from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, EventIssue
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.store.base import (
-    ROLLUP_SCHEMA,
     Catalog,
     IdempotencyConflict,
     IngestReceipt,
     IngestRequest,
 )
+from mpo_realtime.store.duckdb_checks import conformed, migrate, refusal, settle
 from mpo_realtime.store.plan_sql import render_aggregate
 from mpo_realtime.store.sql import queries
 
@@ -70,56 +70,14 @@ class _Call:
 
 
 _STOP = object()
-#: what DuckDB raises for values it cannot store: the request's fault, not the store's
-_DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
-
-
-def _conformed(rows: pa.Table) -> pa.Table:
-    """``rows`` with exactly the roll-up schema, checked; ValueError says what is wrong.
-
-    Costs must arrive exact (a decimal type): a float would be rounded by a cast here,
-    unseen. Required columns hold no nulls; counts and costs are not negative.
-    """
-    if not rows.schema.equals(ROLLUP_SCHEMA):
-        cost = rows.schema.field("cost").type if "cost" in rows.schema.names else None
-        if cost is not None and not pa.types.is_decimal(cost):
-            raise ValueError(f"cost must be a decimal amount, not {cost}")
-        rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
-    for column in ROLLUP_SCHEMA:
-        if not column.nullable and rows[column.name].null_count:
-            raise ValueError(f"{column.name} must not be null")
-    for name in ("displays", "clicks", "cost"):
-        low = pc.min(rows[name]).as_py()
-        if low is not None and low < 0:
-            raise ValueError(f"{name} must not be negative")
-    return rows
-
-
-def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Answer a waiter once; a future already answered or cancelled is left alone."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def _resolve_repeat(item: _Ingest, events: int, digest: str | None) -> None:
     """Answer a request whose key is already stored: a duplicate, or a conflict."""
     if digest != item.request.body_digest:
-        _settle(item.future, error=IdempotencyConflict(item.request.idempotency_key))
+        settle(item.future, error=IdempotencyConflict(item.request.idempotency_key))
     else:
-        _settle(item.future, IngestReceipt(events, duplicate=True))
-
-
-def _refused(exc: BaseException) -> EventBatchError | StoreError:
-    """The error a request hears when committing it alone failed with ``exc``."""
-    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-    if isinstance(cause, _DATA_ERRORS):
-        issue = EventIssue(1, None, "the event store refused these events' values; none stored")
-        return EventBatchError([issue], 1)
-    return exc if isinstance(exc, StoreError) else StoreError(f"flush failed: {exc}")
+        settle(item.future, IngestReceipt(events, duplicate=True))
 
 
 @contextlib.contextmanager
@@ -188,7 +146,7 @@ class DuckDBEventStore:
             self._conn.execute("SET TimeZone = 'UTC'")
             for statement in _statements(SQL["schema"]):
                 self._conn.execute(statement)
-            self._migrate()
+            migrate(self._conn, self.path)
         except duckdb.IOException as exc:
             raise StoreError(
                 f"cannot open event store {self.path}: {exc}. Is another process using it?"
@@ -202,32 +160,12 @@ class DuckDBEventStore:
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
         self._thread.start()
 
-    def _migrate(self) -> None:
-        """Bring a store made by an earlier version to the current schema, in place."""
-        found = self._conn.execute(SQL["cost_type"]).fetchone()
-        if found is None or found[0] == "DECIMAL(18,9)":
-            return
-        log.warning(
-            "event store %s: converting costs from %s to exact decimals", self.path, found[0]
-        )
-        with _transaction(self._conn):
-            for statement in _statements(SQL["migrate_cost"]):
-                self._conn.execute(statement)
-        row = self._conn.execute("SELECT count(*) FROM rollup_quarantine").fetchone()
-        if row and row[0]:
-            log.error(
-                "event store %s: %d roll-up rows had costs no decimal can hold; they were"
-                " moved to the table rollup_quarantine and are left out of reports",
-                self.path,
-                row[0],
-            )
-
     # -- writes -------------------------------------------------------------------------
 
     def submit(self, request: IngestRequest) -> Future[IngestReceipt]:
         item = _Ingest(request)
         try:
-            rows = _conformed(request.rows)
+            rows = conformed(request.rows)
         except (pa.ArrowException, KeyError, ValueError) as exc:
             # Refused alone, so that it cannot fail the other requests of its flush.
             issue = EventIssue(1, None, f"rows do not fit the roll-up: {exc}")
@@ -241,7 +179,7 @@ class DuckDBEventStore:
     def append(self, rows: pa.Table | pa.RecordBatchReader) -> int:
         table = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
         try:
-            table = _conformed(table)
+            table = conformed(table)
         except (pa.ArrowException, KeyError, ValueError) as exc:
             raise ValueError(f"rows do not fit the roll-up: {exc}") from exc
 
@@ -331,9 +269,9 @@ class DuckDBEventStore:
             with _translated("run a write"):
                 result = item.fn(self._conn)
         except BaseException as exc:  # handed to the caller, who re-raises it
-            _settle(item.future, error=exc)
+            settle(item.future, error=exc)
         else:
-            _settle(item.future, result)
+            settle(item.future, result)
 
     def _maintenance(self) -> bool:
         """One compaction step; True if more work is waiting."""
@@ -376,7 +314,7 @@ class DuckDBEventStore:
         except StoreError as exc:
             log.error("flush of %d requests failed: %s", len(batch), exc)
             for item in batch:
-                _settle(item.future, error=exc)
+                settle(item.future, error=exc)
             return
         committed = {key: (int(events), digest) for key, events, digest in found}
         for item in batch:
@@ -399,13 +337,13 @@ class DuckDBEventStore:
             except Exception:
                 log.exception("on_stored hook failed")
         for item in stored:
-            _settle(item.future, IngestReceipt(item.request.events))
+            settle(item.future, IngestReceipt(item.request.events))
         for item in repeats:
             leader = leaders[item.request.idempotency_key or ""]
             # every leader is answered by now; one that failed fails its repeats alike
             error = leader.future.exception(timeout=0)
             if error is not None:
-                _settle(item.future, error=error)
+                settle(item.future, error=error)
             else:
                 _resolve_repeat(item, leader.request.events, leader.request.body_digest)
 
@@ -419,7 +357,7 @@ class DuckDBEventStore:
         except Exception as exc:
             if len(accepted) == 1:
                 log.error("flush of 1 request failed: %s", exc)
-                _settle(accepted[0].future, error=_refused(exc))
+                settle(accepted[0].future, error=refusal(exc))
                 return []
             log.warning("flush of %d requests failed, storing each alone: %s", len(accepted), exc)
         stored = []
@@ -430,7 +368,7 @@ class DuckDBEventStore:
                 log.error(
                     "request of %d events refused by the event store: %s", item.request.events, exc
                 )
-                _settle(item.future, error=_refused(exc))
+                settle(item.future, error=refusal(exc))
             else:
                 stored.append(item)
         return stored
