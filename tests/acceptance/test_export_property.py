@@ -46,10 +46,13 @@ def events_for(draw: st.DrawFn, advertiser: int) -> list[Event]:
                 campaign_id=st.sampled_from(ENTITY),
                 seller_id=st.sampled_from(ENTITY),
                 product_id=st.sampled_from(PRODUCTS),
-                displays=st.integers(1, 1000),
-                clicks=st.integers(0, 50),
+                # at the per-event caps too, and many small costs such as 0.1
+                displays=st.integers(1, 1000) | st.just(10**6),
+                clicks=st.integers(0, 50) | st.just(10**6),
                 cost=st.decimals(0, 1000, places=9)
-                | st.sampled_from([Decimal("0.1"), Decimal("0.000000001"), Decimal(10**6)]),
+                | st.sampled_from(
+                    [Decimal("0.1"), Decimal("0.000000001"), Decimal("999999.999999999")]
+                ),
             ),
             min_size=5,
             max_size=80,
