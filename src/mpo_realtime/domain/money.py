@@ -33,7 +33,6 @@ __all__ = [
     "NANOS",
     "cost_nanos",
     "costs_nanos",
-    "nanos_text",
 ]
 
 COST_SCALE: Final = 9
@@ -63,9 +62,3 @@ def costs_nanos(values: list[int | float]) -> npt.NDArray[np.int64] | None:
     for index in np.flatnonzero(np.abs(scaled - nearest) > _SAFE).tolist():
         nanos[index] = cost_nanos(values[index])
     return nanos
-
-
-def nanos_text(nanos: int) -> str:
-    """The plain decimal text of an amount: ``5``, ``0.25``, ``992.216713804``."""
-    whole, fraction = divmod(nanos, NANOS)
-    return f"{whole}.{fraction:09d}".rstrip("0") if fraction else str(whole)
