@@ -130,9 +130,22 @@ def test_other_methods_and_shapes_go_to_the_router(api: Api, routed: TestClient)
     headers = api.token()
     export_id = api.create(SOURCE, headers).json()["exportId"]
     path = _poll_path(export_id)
-    for method in ("POST", "DELETE", "HEAD"):
+    for method in ("POST", "DELETE"):
         assert _same(api, routed, path, headers, method) == 405
     assert _same(api, routed, path + "/x", headers) == 404
+
+
+def test_head_polls_agree_and_have_no_body(api: Api, routed: TestClient) -> None:
+    headers = api.token()
+    export_id = api.create(SOURCE, headers).json()["exportId"]
+    path = _poll_path(export_id)
+    assert _same(api, routed, path, headers, "HEAD") == 200
+    head = api.http.head(path, headers=headers)
+    get = api.http.get(path, headers=headers)
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+    assert _same(api, routed, _poll_path(str(uuid.uuid4())), headers, "HEAD") == 403
 
 
 def test_metrics_count_direct_polls_by_route_template(api: Api) -> None:
