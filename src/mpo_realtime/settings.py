@@ -104,8 +104,8 @@ class Settings(BaseSettings):
         description="Time allowed to send a request head, from its first byte or from the "
         "connection's opening (slow clients get 408 and are disconnected).",
     )
-    keep_alive_timeout_seconds: float = Field(
-        5.0, description="An idle keep-alive connection is closed after this long."
+    keep_alive_timeout_seconds: int = Field(
+        5, description="An idle keep-alive connection is closed after this long."
     )
     max_pipelined_requests: int = Field(
         16,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime.api.errors import new_trace_id
 from mpo_realtime.api.metrics import ACCESS_LOGGER, METHODS, UNMATCHED, Metrics
 
-__all__ = ["SLOW_SECONDS", "EdgeMiddleware"]
+__all__ = ["SLOW_SECONDS", "EdgeMiddleware", "refusal_recorder"]
 
 _TRACE_HEADER = b"x-trace-id"
 _ACCESS_FORMAT = "%s %s %d %.1fms"
@@ -151,3 +153,31 @@ class EdgeMiddleware:
                 extra=fields,
             )
             access.handle(record)
+
+
+def refusal_recorder(app: Any) -> Callable[[int, float, str], None]:
+    """What records an answer the HTTP protocol gave itself (431, 408 on a slow head):
+    counted under ``route="unmatched"``, method ``OTHER``, with an access line."""
+    access = logging.getLogger(ACCESS_LOGGER)
+
+    def record(status: int, seconds: float, trace: str) -> None:
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            services.metrics.observe_request("OTHER", UNMATCHED, status, seconds)
+            if services.settings.access_log == "off":
+                return
+        millis = round(seconds * 1000, 2)
+        access.info(
+            "request refused before routing: %d %.1fms",
+            status,
+            millis,
+            extra={
+                "method": "OTHER",
+                "route": UNMATCHED,
+                "status": status,
+                "durationMs": millis,
+                "traceId": trace,
+            },
+        )
+
+    return record

@@ -76,7 +76,7 @@ def serve(
 
     from mpo_realtime import demo as demo_mod
     from mpo_realtime.api.app import BackgroundTask, create_app
-    from mpo_realtime.api.coalesce import CoalescingHttpToolsProtocol
+    from mpo_realtime.api.server import server_options
     from mpo_realtime.logs import configure_logging
     from mpo_realtime.services import Services
     from mpo_realtime.store.simulator import Simulator, World
@@ -107,24 +107,7 @@ def serve(
         # 150k objects under 200 polling clients; 5 ms once frozen).
         gc.collect()
         gc.freeze()
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            # JSON lines from configure_logging; the app writes its own access log
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=5,
-            # no "server: uvicorn" on every answer: it tells attackers what runs here
-            server_header=False,
-            # httptools parses HTTP in C (about 10 % more ingest per CPU second), and
-            # each small answer leaves in one write (see api/coalesce.py). The asyncio
-            # loop is kept: under uvloop some polls stalled for close to a second at 200
-            # connections in bench_poll.py.
-            http=CoalescingHttpToolsProtocol,
-            loop="asyncio",
-        )
+        uvicorn.run(app, **server_options(app, settings))
     finally:
         services.close()
 

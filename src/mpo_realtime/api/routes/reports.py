@@ -54,7 +54,11 @@ def _status_response(
     warnings: tuple[Problem, ...] = (),
     retry_after: int | None = None,
 ) -> Response:
-    attributes = {"exportId": job.id, "status": job.status.value, "message": _message(job)}
+    attributes: dict[str, Any] = {
+        "exportId": job.id,
+        "status": job.status.value,
+        "message": _message(job),
+    }
     trace = trace_id_of(request)
     body: dict[str, Any]
     jsonapi = (envelope or "").lower() == "jsonapi"
