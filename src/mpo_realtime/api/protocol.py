@@ -262,7 +262,7 @@ async def _noop_app(scope: Any, receive: Any, send: Any) -> None:
 def check_uvicorn() -> None:
     """Fail with a clear message if uvicorn lacks a name :class:`EdgeHttpToolsProtocol`
     relies on (run at start-up by ``api/server.py`` and by a test)."""
-    problems = [f"method {name}" for name in _METHODS if not hasattr(HttpToolsProtocol, name)]
+    problems = [f"method {name}" for name in _METHODS if name not in vars(HttpToolsProtocol)]
     loop = asyncio.new_event_loop()
     try:
         config = uvicorn.Config(_noop_app, log_config=None, http="httptools")
