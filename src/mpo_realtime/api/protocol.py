@@ -109,6 +109,10 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         if self._held:
             data, self._held = self._held + data, b""
         self._feed(data)
+        # A head that arrived whole needs no timer: one is armed only for a head still
+        # incomplete once everything received so far is parsed.
+        if self._in_head and self._head_timer is None and not self._refused:
+            self._arm_head_timer()
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` piece by piece, holding the rest while the pipeline is full."""
@@ -148,7 +152,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
             self._send_refusal()
         elif self._held and not self.transport.is_closing():
             held, self._held = self._held, b""
-            self._feed(held)
+            self.data_received(held)
 
     # Parser callbacks
 
@@ -156,9 +160,8 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
-        if self._head_timer is None:
+        if self._head_timer is None:  # else the connection's first deadline still runs
             self._head_started = self.loop.time()
-            self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._cancel_head_timer()
