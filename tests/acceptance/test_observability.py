@@ -23,25 +23,31 @@ from tests.acceptance.conftest import Api, ingest_event
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-ROWS = [
-    {
-        "minute": HOUR_AGO,
-        "advertiser_id": 321,
-        "campaign_id": 1,
-        "clicks": 1,
-        "displays": 10,
-        "cost": 1.5,
-    },
-    {
-        "minute": HOUR_AGO,
-        "advertiser_id": 321,
-        "campaign_id": 2,
-        "clicks": 2,
-        "displays": 20,
-        "cost": 2.5,
-    },
-]
+
+def _rows() -> list[dict[str, Any]]:
+    """Two roll-up rows an hour old, computed when the test runs (not at collection:
+    on a slow run the whole suite's time would count in the freshness checked below)."""
+    hour_ago = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    return [
+        {
+            "minute": hour_ago,
+            "advertiser_id": 321,
+            "campaign_id": 1,
+            "clicks": 1,
+            "displays": 10,
+            "cost": 1.5,
+        },
+        {
+            "minute": hour_ago,
+            "advertiser_id": 321,
+            "campaign_id": 2,
+            "clicks": 2,
+            "displays": 20,
+            "cost": 2.5,
+        },
+    ]
+
+
 REQUEST = {"advertiserIds": ["321"], "dimensions": ["campaignId"], "lookbackWindow": 180}
 
 
@@ -66,7 +72,7 @@ def _requests(samples: Samples, method: str, route: str, status: int) -> float |
 
 
 def test_metrics_after_create_run_download(api: Api) -> None:
-    api.add_rows(ROWS)
+    api.add_rows(_rows())
     headers = api.token()
     created = api.create(REQUEST, headers)
     assert created.status_code == 200, created.text
