@@ -17,11 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from mpo_realtime.domain.zones import tzdata_version
 from tests.integration.server import Server, create_client
 
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
 TIMEOUT = 1.0
 DEADLINE = 10 * TIMEOUT
+HEALTH = b'{"status":"ok","tzdata":"%s"}' % tzdata_version().encode()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_a_head_under_the_limit_is_served(server: Server) -> None:
             + b"a" * 7000
             + b"\r\n\r\n"
         )
-        assert _status_and_body(_until_closed(conn)) == (200, b'{"status":"ok"}')
+        assert _status_and_body(_until_closed(conn)) == (200, HEALTH)
 
 
 def test_a_trickled_head_is_408_within_the_deadline(server: Server) -> None:
@@ -130,7 +132,7 @@ def test_pipelined_requests_are_not_read_ahead_without_bound(server: Server) -> 
             received += chunk
             peak = max(peak, _rss_kib(server))
         sender.join()
-    assert received.count(b'{"status":"ok"}') == count
+    assert received.count(HEALTH) == count
     assert peak - baseline < 12 * 1024, f"grew by {(peak - baseline) // 1024} MiB"
 
 
