@@ -73,7 +73,7 @@ ROLLUP_COLUMNS = (
 BARE_SCHEMA = """CREATE TABLE rollup (
     minute TIMESTAMPTZ NOT NULL, advertiser_id BIGINT NOT NULL, partner_id BIGINT NOT NULL,
     campaign_id BIGINT NOT NULL, seller_id BIGINT NOT NULL, product_id VARCHAR NOT NULL,
-    displays BIGINT NOT NULL, clicks BIGINT NOT NULL, cost DOUBLE NOT NULL)"""
+    displays BIGINT NOT NULL, clicks BIGINT NOT NULL, cost DECIMAL(18, 9) NOT NULL)"""
 
 
 def _world() -> World:

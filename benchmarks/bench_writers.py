@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.writers import write_export
+from mpo_realtime.store.base import cost_array
 
 __all__ = ["build_table", "main"]
 
@@ -60,16 +61,18 @@ def build_table(rows: int, seed: int = 7) -> pa.Table:
     )
     clicks = rng.poisson(40, rows).astype(np.int64)
     displays = clicks * rng.integers(20, 2_000, rows, dtype=np.int64)
-    # Summed costs have long decimal expansions; some are whole cents.
-    raw_cost = rng.gamma(2.0, 400.0, rows)
-    cost = np.where(rng.random(rows) < 0.3, np.round(raw_cost, 2), raw_cost)
+    # Summed costs use their 9 decimals; some are whole cents. Types as a report hands
+    # them over: exact sums, counts as 38-digit integers, cost with 9 decimals.
+    nanos = np.rint(rng.gamma(2.0, 400.0, rows) * 1e9).astype(np.int64)
+    cents = rng.random(rows) < 0.3
+    nanos[cents] = nanos[cents] // 10_000_000 * 10_000_000
     table = pa.table(
         {
             "advertiserId": advertisers,
             "productId": product,
-            "clicks": clicks,
-            "displays": displays,
-            "cost": cost,
+            "clicks": pa.array(clicks).cast(pa.decimal128(38, 0)),
+            "displays": pa.array(displays).cast(pa.decimal128(38, 0)),
+            "cost": cost_array(nanos).cast(pa.decimal128(38, 9)),
         }
     )
     return table.sort_by([("advertiserId", "ascending"), ("productId", "ascending")])

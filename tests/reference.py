@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -45,7 +46,7 @@ __all__ = [
     "rollup_table",
 ]
 
-Value = int | float | str | datetime
+Value = int | Decimal | str | datetime
 Row = tuple[Value, ...]
 
 _MINUTE = timedelta(minutes=1)
@@ -63,7 +64,8 @@ class Event:
     product_id: str
     displays: int
     clicks: int
-    cost: float
+    #: exact, at most 9 decimals (the store's scale)
+    cost: Decimal
     seller_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -71,6 +73,8 @@ class Event:
             raise ValueError(f"minute must be an aware UTC datetime, got {self.minute!r}")
         if self.minute.second or self.minute.microsecond:
             raise ValueError(f"minute must be a whole minute, got {self.minute!r}")
+        if not isinstance(self.cost, Decimal):
+            raise TypeError(f"cost must be an exact Decimal, got {self.cost!r}")
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -158,12 +162,12 @@ def _selected(event: Event, plan: QueryPlan) -> bool:
 
 def expected_rows(events: Iterable[Event], plan: QueryPlan) -> list[Row]:
     """Rows of ``plan.columns``: dimensions then metrics, sorted, all-zero rows dropped."""
-    sums: dict[tuple[Value, ...], list[int | float]] = {}
+    sums: dict[tuple[Value, ...], list[int | Decimal]] = {}
     for event in events:
         if not _selected(event, plan):
             continue
         key = tuple(_dimension_value(event, d, plan.timezone) for d in plan.dimensions)
-        totals = sums.setdefault(key, [0, 0, 0.0])
+        totals = sums.setdefault(key, [0, 0, Decimal(0)])
         totals[0] += event.clicks
         totals[1] += event.displays
         totals[2] += event.cost

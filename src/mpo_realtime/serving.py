@@ -28,14 +28,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from mpo_realtime import demo as demo_mod
 from mpo_realtime.api.app import BackgroundTask, create_app
-from mpo_realtime.api.coalesce import CoalescingHttpToolsProtocol
+from mpo_realtime.api.server import server_options
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.logs import configure_logging, flush_logs
 from mpo_realtime.services import Services
@@ -89,24 +88,6 @@ def _bind_failure(host: str, port: int, exc: OSError) -> str:
     return f"cannot bind {host}:{port}: {exc.strerror or exc}"
 
 
-def _uvicorn_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "log_level": "info",
-        # our own log lines (logs.configure_logging) and our own access log
-        "log_config": None,
-        "access_log": False,
-        "timeout_keep_alive": 5,
-        # no "server: uvicorn" on every answer: it tells attackers what runs here
-        "server_header": False,
-        # httptools parses HTTP in C (about 10 % more ingest per CPU second), and each
-        # small answer leaves in one write (see api/coalesce.py). The asyncio loop is
-        # kept: under uvloop some polls stalled for close to a second at 200 connections
-        # in bench_poll.py.
-        "http": CoalescingHttpToolsProtocol,
-        "loop": "asyncio",
-    }
-
-
 class ServerProcess:
     """Serves ``app`` on ``sock`` until SIGTERM or SIGINT, then stops gracefully.
 
@@ -150,7 +131,7 @@ class ServerProcess:
     ) -> None:
         config = uvicorn.Config(
             app,
-            **_uvicorn_options(self.settings),
+            **server_options(app, self.settings),
             timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
         )
         server = uvicorn.Server(config)

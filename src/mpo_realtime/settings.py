@@ -82,14 +82,41 @@ class Settings(BaseSettings):
         6000, description="Ingest requests per client per minute."
     )
     token_requests_per_minute: int = Field(
-        20, description="Token requests per client_id per minute (slows secret guessing)."
+        20,
+        description="Failed token requests per client_id per minute; once spent, only "
+        "addresses that authenticated that client recently may try (slows secret guessing).",
     )
     token_requests_per_minute_per_address: int = Field(
         60, description="Token requests per source address per minute."
     )
+    token_trusted_address_seconds: int = Field(
+        86_400,
+        description="How long an address that obtained a token for a client_id stays "
+        "exempt from that client_id's failure budget.",
+    )
+    token_max_body_bytes: int = Field(
+        4096, description="Largest token request body (form-encoded fields only)."
+    )
     report_max_body_bytes: int = Field(1024 * 1024, description="Largest create-export body.")
     body_read_timeout_seconds: float = Field(
         30.0, description="Time allowed to send a request body (slow clients get 408)."
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        description="Largest request head (request line and headers); larger ones get 431.",
+    )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        description="Time allowed to send a request head, from its first byte or from the "
+        "connection's opening (slow clients get 408 and are disconnected).",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        5, description="An idle keep-alive connection is closed after this long."
+    )
+    max_pipelined_requests: int = Field(
+        16,
+        description="Requests read ahead on one connection while an earlier one is "
+        "answered; beyond that the server stops reading from it.",
     )
     access_log: Literal["all", "problems", "off"] = Field(
         "all",

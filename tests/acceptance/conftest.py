@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from mpo_realtime.api.app import create_app
 from mpo_realtime.domain.jobs import Role
+from mpo_realtime.domain.money import COST_SCALE, cost_nanos
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 from mpo_realtime.store.base import ROLLUP_SCHEMA
@@ -99,9 +101,15 @@ class Api:
         return self.download(created.json()["exportId"], headers)
 
     def add_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Roll-up rows straight into the event store (the bulk path)."""
+        """Roll-up rows straight into the event store (the bulk path).
+
+        A ``cost`` may be written as a number: it is stored as ingest would store it.
+        """
         defaults = {"partner_id": 1, "seller_id": 1, "product_id": "p", "seller_name": None}
         full = [{**defaults, **row} for row in rows]
+        for row in full:
+            if not isinstance(row["cost"], Decimal):
+                row["cost"] = Decimal(cost_nanos(row["cost"])).scaleb(-COST_SCALE)
         table = pa.Table.from_pylist(full, schema=ROLLUP_SCHEMA)
         self.services.events.append(table)
 

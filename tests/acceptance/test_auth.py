@@ -45,22 +45,31 @@ def test_token_accepts_http_basic_credentials(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("form", "status", "code"),
+    ("form", "status", "code", "error"),
     [
-        ({"grant_type": "password"}, 400, "unsupported-grant-type"),
-        ({}, 400, "unsupported-grant-type"),
-        ({"grant_type": "client_credentials"}, 401, "authentication-failed"),
+        ({"grant_type": "password"}, 400, "unsupported-grant-type", "unsupported_grant_type"),
+        ({}, 400, "unsupported-grant-type", "invalid_request"),
+        ({"grant_type": "client_credentials"}, 401, "invalid-client", "invalid_client"),
         (
             {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
             401,
-            "authentication-failed",
+            "invalid-client",
+            "invalid_client",
         ),
     ],
 )
-def test_token_refuses_bad_requests(api: Api, form: dict[str, str], status: int, code: str) -> None:
+def test_token_refuses_bad_requests(
+    api: Api, form: dict[str, str], status: int, code: str, error: str
+) -> None:
     answer = api.http.post("/oauth2/token", data=form)
     assert answer.status_code == status
-    assert [e["code"] for e in answer.json()["errors"]] == [code]
+    body = answer.json()
+    assert [e["code"] for e in body["errors"]] == [code]
+    # RFC 6749 section 5.2 beside the envelope, and never cached
+    assert body["error"] == error
+    assert body["error_description"] == body["errors"][0]["detail"]
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["pragma"] == "no-cache"
 
 
 def test_token_wrong_secret_is_401(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ def ingest_headers(api: Api) -> dict[str, str]:
     return api.token(roles=[Role.INGEST])
 
 
-def _totals(api: Api) -> dict[str, float]:
+def _totals(api: Api) -> dict[str, int | Decimal]:
     return api.services.events.totals()
 
 
@@ -39,7 +40,12 @@ def test_ingest_array_and_ndjson_are_stored_and_visible(
     )
     assert answer.json() == {"accepted": 3, "duplicate": False}
     # Visible as soon as answered: no wait.
-    assert _totals(api) | {"rows": 0} == {"rows": 0, "displays": 14, "clicks": 4, "cost": 1.0}
+    assert _totals(api) | {"rows": 0} == {
+        "rows": 0,
+        "displays": 14,
+        "clicks": 4,
+        "cost": Decimal("1.00"),  # 4 x 0.25, exactly
+    }
 
 
 def test_ingest_then_export_sees_the_events(api: Api, ingest_headers: dict[str, str]) -> None:

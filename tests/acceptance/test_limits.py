@@ -64,15 +64,13 @@ def test_export_quota_spares_cache_hits(api: Api) -> None:
     assert int(third.headers["retry-after"]) > 60
 
 
-def test_token_budget_per_client_id(api_factory: Callable[..., Api]) -> None:
+def test_token_failure_budget_per_client_id(api_factory: Callable[..., Api]) -> None:
     api = api_factory(token_requests_per_minute=2)
-    client_id, secret = api.client()
+    client_id, _ = api.client()
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "bad"}
     codes = [api.http.post("/oauth2/token", data=form).status_code for _ in range(3)]
     assert codes == [401, 401, 429]
-    # even the right secret waits: guessing is slowed for everyone using that id
-    form["client_secret"] = secret
-    assert api.http.post("/oauth2/token", data=form).status_code == 429
+    # who may still try is in tests/acceptance/test_edge.py (no lock-out by strangers)
 
 
 def test_token_budget_per_source_address(api_factory: Callable[..., Api]) -> None:

@@ -23,25 +23,31 @@ from tests.acceptance.conftest import Api, ingest_event
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-ROWS = [
-    {
-        "minute": HOUR_AGO,
-        "advertiser_id": 321,
-        "campaign_id": 1,
-        "clicks": 1,
-        "displays": 10,
-        "cost": 1.5,
-    },
-    {
-        "minute": HOUR_AGO,
-        "advertiser_id": 321,
-        "campaign_id": 2,
-        "clicks": 2,
-        "displays": 20,
-        "cost": 2.5,
-    },
-]
+
+def _rows() -> list[dict[str, Any]]:
+    """Two roll-up rows an hour old, computed when the test runs (not at collection:
+    on a slow run the whole suite's time would count in the freshness checked below)."""
+    hour_ago = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    return [
+        {
+            "minute": hour_ago,
+            "advertiser_id": 321,
+            "campaign_id": 1,
+            "clicks": 1,
+            "displays": 10,
+            "cost": 1.5,
+        },
+        {
+            "minute": hour_ago,
+            "advertiser_id": 321,
+            "campaign_id": 2,
+            "clicks": 2,
+            "displays": 20,
+            "cost": 2.5,
+        },
+    ]
+
+
 REQUEST = {"advertiserIds": ["321"], "dimensions": ["campaignId"], "lookbackWindow": 180}
 
 
@@ -66,7 +72,9 @@ def _requests(samples: Samples, method: str, route: str, status: int) -> float |
 
 
 def test_metrics_after_create_run_download(api: Api) -> None:
-    api.add_rows(ROWS)
+    rows = _rows()
+    hour_ago = rows[0]["minute"]
+    api.add_rows(rows)
     headers = api.token()
     created = api.create(REQUEST, headers)
     assert created.status_code == 200, created.text
@@ -78,9 +86,9 @@ def test_metrics_after_create_run_download(api: Api) -> None:
     assert job is not None and job.row_count == 2 and job.byte_size
 
     # The rows are an hour old when the module is imported, the suite may run long after.
-    before = (datetime.now(UTC) - HOUR_AGO).total_seconds()
+    before = (datetime.now(UTC) - hour_ago).total_seconds()
     samples = _scrape(api)
-    after = (datetime.now(UTC) - HOUR_AGO).total_seconds()
+    after = (datetime.now(UTC) - hour_ago).total_seconds()
     assert _requests(samples, "POST", "/oauth2/token", 200) == 1
     assert _requests(samples, "POST", f"{BASE}/realtime-reports/export", 200) == 1
     assert _requests(samples, "GET", f"{BASE}/report-jobs/{{reportId}}", 200) == 1

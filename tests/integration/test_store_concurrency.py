@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import math
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from mpo_realtime.domain.errors import StoreError
-from mpo_realtime.domain.events import parse_events
+from mpo_realtime.domain.events import EventBatchError, parse_events
+from mpo_realtime.domain.money import NANOS
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension, Metric
 from mpo_realtime.store.base import (
@@ -26,7 +31,7 @@ from mpo_realtime.store.base import (
     IngestRequest,
 )
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
-from mpo_realtime.store.ingest import batch_to_table
+from mpo_realtime.store.ingest import Ingestor, batch_to_table
 from mpo_realtime.store.simulator import Simulator, World
 
 TIMEOUT = 30.0
@@ -48,7 +53,7 @@ ALL_TIME = QueryPlan(
 class Sums:
     displays: int = 0
     clicks: int = 0
-    cost: float = 0.0
+    cost: Decimal = Decimal(0)
 
     def __add__(self, other: Sums) -> Sums:
         return Sums(
@@ -66,7 +71,7 @@ def _request(
     events = SIM.events(now, count)
     body = b"\n".join(json.dumps(e).encode() for e in events)
     batch = parse_events(body, now_ms=int(now.timestamp() * 1000) + 1)
-    sums = Sums(sum(batch.displays), sum(batch.clicks), math.fsum(batch.cost))
+    sums = Sums(sum(batch.displays), sum(batch.clicks), Decimal(sum(batch.cost_nanos)) / NANOS)
     return IngestRequest(batch_to_table(batch), len(batch), key, digest), sums
 
 
@@ -74,18 +79,17 @@ def _observed(store: DuckDBEventStore, plan: QueryPlan = ALL_TIME) -> Sums:
     total = Sums()
     for batch in store.aggregate(plan):
         columns = batch.to_pydict()
-        total += Sums(sum(columns["displays"]), sum(columns["clicks"]), math.fsum(columns["cost"]))
+        total += Sums(sum(columns["displays"]), sum(columns["clicks"]), sum(columns["cost"]))
     return total
 
 
 def _stored(store: DuckDBEventStore) -> Sums:
     totals = store.totals()
-    return Sums(int(totals["displays"]), int(totals["clicks"]), float(totals["cost"]))
+    return Sums(int(totals["displays"]), int(totals["clicks"]), Decimal(totals["cost"]))
 
 
 def _assert_sums(got: Sums, expected: Sums) -> None:
-    assert (got.displays, got.clicks) == (expected.displays, expected.clicks)
-    assert math.isclose(got.cost, expected.cost, rel_tol=1e-9, abs_tol=1e-9)
+    assert got == expected  # exact, cost included
 
 
 @pytest.fixture
@@ -256,48 +260,82 @@ def test_store_idempotency_keys_are_independent(store: DuckDBEventStore) -> None
 
 
 def _null_advertiser(request: IngestRequest) -> IngestRequest:
-    """Same schema, but a null in a NOT NULL column: the insert fails inside DuckDB."""
+    """Same schema, but a null in a NOT NULL column."""
     index = ROLLUP_SCHEMA.get_field_index("advertiser_id")
     column = pa.array([None] * request.rows.num_rows, pa.int64())
     rows = request.rows.set_column(index, ROLLUP_SCHEMA.field(index), column)
     return IngestRequest(rows, request.events)
 
 
-def test_store_failed_flush_stores_nothing_of_it(store: DuckDBEventStore) -> None:
-    before, before_sums = _request(START, 20)
-    assert store.submit(before).result(timeout=TIMEOUT) == IngestReceipt(before.events)
-    catalog = store.catalog(tuple(a.advertiser_id for a in SIM.world.advertisers))
-    good, good_sums = _request(START + timedelta(minutes=1), 30, key="client-1:good", digest="g")
+def _bad_utf8(request: IngestRequest, key: str | None = None) -> IngestRequest:
+    """Same schema and no nulls, but product IDs that are not UTF-8: DuckDB refuses them
+    inside the flush, which is where only a request committed alone can be told apart."""
+    count = request.rows.num_rows
+    bounds = np.arange(0, 2 * count + 1, 2, dtype=np.int32)
+    products = pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(bounds), pa.py_buffer(b"\xff\xfe" * count)]
+    )
+    index = ROLLUP_SCHEMA.get_field_index("product_id")
+    rows = request.rows.set_column(index, ROLLUP_SCHEMA.field(index), products)
+    return IngestRequest(rows, request.events, key, "bad" if key else None)
+
+
+def test_store_request_with_nulls_is_refused_alone_before_its_flush(
+    store: DuckDBEventStore,
+) -> None:
+    good, good_sums = _request(START, 30)
     bad = _null_advertiser(_request(START + timedelta(minutes=2), 30)[0])
     with _writer_paused(store):
         good_future = store.submit(good)
         bad_future = store.submit(bad)
-    # Group commit: the flush is one transaction, so the good request fails with the bad.
-    for future in (good_future, bad_future):
-        with pytest.raises(StoreError):
-            future.result(timeout=TIMEOUT)
-    _assert_sums(_stored(store), before_sums)
-    _assert_sums(_observed(store), before_sums)
-    assert store.catalog(tuple(a.advertiser_id for a in SIM.world.advertisers)) == catalog
-    # The store still works, and the failed request's key was not recorded.
-    assert store.submit(good).result(timeout=TIMEOUT) == IngestReceipt(good.events)
-    _assert_sums(_stored(store), before_sums + good_sums)
+    assert good_future.result(timeout=TIMEOUT) == IngestReceipt(good.events)
+    with pytest.raises(EventBatchError) as refused:
+        bad_future.result(timeout=TIMEOUT)
+    assert "advertiser_id must not be null" in str(refused.value.issues[0])
+    _assert_sums(_stored(store), good_sums)
+
+
+def test_store_failed_flush_stores_every_request_but_the_culprit(store: DuckDBEventStore) -> None:
+    before, before_sums = _request(START, 20)
+    assert store.submit(before).result(timeout=TIMEOUT) == IngestReceipt(before.events)
+    advertisers = tuple(a.advertiser_id for a in SIM.world.advertisers)
+    one, one_sums = _request(START + timedelta(minutes=1), 30, key="client-1:one", digest="g")
+    two, two_sums = _request(START + timedelta(minutes=3), 30)
+    culprit = _bad_utf8(_request(START + timedelta(minutes=2), 30)[0], key="client-2:bad")
+    with _writer_paused(store):
+        futures = [store.submit(one), store.submit(culprit), store.submit(two)]
+    # The flush fails as a whole, then each request is committed alone: only the culprit
+    # hears of it, as bad input (400), and nothing of it is stored.
+    assert futures[0].result(timeout=TIMEOUT) == IngestReceipt(one.events)
+    assert futures[2].result(timeout=TIMEOUT) == IngestReceipt(two.events)
+    with pytest.raises(EventBatchError) as refused:
+        futures[1].result(timeout=TIMEOUT)
+    assert "refused these events' values" in str(refused.value.issues[0])
+    expected = before_sums + one_sums + two_sums
+    _assert_sums(_stored(store), expected)
+    _assert_sums(_observed(store), expected)
+    assert len(store.catalog(advertisers).campaign_ids) > 0
+    # The culprit's key was not recorded; the good one's was.
+    retry = IngestRequest(one.rows, one.events, "client-1:one", "g")
+    assert store.submit(retry).result(timeout=TIMEOUT) == IngestReceipt(one.events, True)
+    fixed = IngestRequest(two.rows, two.events, "client-2:bad", "bad")
+    assert store.submit(fixed).result(timeout=TIMEOUT) == IngestReceipt(two.events)
+    _assert_sums(_stored(store), expected + two_sums)
 
 
 def test_store_duplicate_of_failed_request_is_not_acknowledged(store: DuckDBEventStore) -> None:
     request, sums = _request(START, 30)
-    bad = _null_advertiser(request)
-    bad = IngestRequest(bad.rows, bad.events, "client-1:abc", "d1")
+    bad = _bad_utf8(request, key="client-1:abc")
     with _writer_paused(store):
         first = store.submit(bad)
         retry = store.submit(bad)
     # Nothing was stored, so the retry must not be told it is a stored duplicate.
     for future in (first, retry):
-        with pytest.raises(StoreError):
+        with pytest.raises(EventBatchError):
             future.result(timeout=TIMEOUT)
     assert _stored(store) == Sums()
     # The key was not recorded: the corrected body is stored under it.
-    fixed = IngestRequest(request.rows, request.events, "client-1:abc", "d1")
+    fixed = IngestRequest(request.rows, request.events, "client-1:abc", "bad")
     assert store.submit(fixed).result(timeout=TIMEOUT) == IngestReceipt(request.events)
     _assert_sums(_stored(store), sums)
 
@@ -311,7 +349,12 @@ def _nullable_fields(rows: pa.Table) -> pa.Table:
     return rows.cast(pa.schema([f.with_nullable(True) for f in ROLLUP_SCHEMA]))
 
 
-@pytest.mark.parametrize("reshape", [_drop_seller_name, _nullable_fields])
+def _float_cost(rows: pa.Table) -> pa.Table:
+    index = ROLLUP_SCHEMA.get_field_index("cost")
+    return rows.set_column(index, "cost", rows["cost"].cast(pa.float64()))
+
+
+@pytest.mark.parametrize("reshape", [_drop_seller_name, _nullable_fields, _float_cost])
 def test_store_request_with_other_schema_does_not_stop_the_writer(
     store: DuckDBEventStore, reshape: Callable[[pa.Table], pa.Table]
 ) -> None:
@@ -328,3 +371,91 @@ def test_store_request_with_other_schema_does_not_stop_the_writer(
     except FutureTimeout:
         raise AssertionError("the writer thread is gone: a later submit never resolves") from None
     assert receipt == IngestReceipt(later.events)
+
+
+def test_store_float_costs_are_refused_not_rounded(store: DuckDBEventStore) -> None:
+    good, _ = _request(START, 3)
+    other = IngestRequest(_float_cost(good.rows), good.events)
+    with pytest.raises(EventBatchError) as refused:
+        store.submit(other).result(timeout=TIMEOUT)
+    assert "cost must be a decimal" in str(refused.value.issues[0])
+    with pytest.raises(ValueError, match="cost must be a decimal"):
+        store.append(_float_cost(good.rows))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs), unmounted afterwards."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_store_full_disk_is_a_store_error_not_the_requests_fault(small_disk: Path) -> None:
+    store = DuckDBEventStore(small_disk / "events.duckdb", flush_interval=0.005)
+    failures: list[BaseException] = []
+    try:
+        for round_ in range(200):
+            requests = [
+                _request(START + timedelta(seconds=round_ * 3 + i), 400)[0] for i in range(3)
+            ]
+            with _writer_paused(store):
+                futures = [store.submit(request) for request in requests]
+            for future in futures:
+                with contextlib.suppress(Exception):
+                    future.result(timeout=TIMEOUT)
+                error = future.exception()
+                if error is not None:
+                    failures.append(error)
+            if failures:
+                break
+    finally:
+        store.close()
+    assert failures, "the disk never filled up"
+    # Retried one by one, each still fails for the store's reason: 503, never 400.
+    assert all(isinstance(f, StoreError) for f in failures), failures
+    assert any("No space left on device" in str(f) for f in failures), failures
+
+
+# -- cancelled waiters ---------------------------------------------------------------------
+
+
+def test_store_cancelled_waiter_is_dropped_and_the_writer_carries_on(
+    store: DuckDBEventStore,
+) -> None:
+    gone, _ = _request(START, 10)
+    kept, kept_sums = _request(START + timedelta(minutes=1), 10)
+    with _writer_paused(store):
+        abandoned = store.submit(gone)
+        assert abandoned.cancel()  # what asyncio.wrap_future does when a request is cancelled
+        answered = store.submit(kept)
+    assert answered.result(timeout=TIMEOUT) == IngestReceipt(kept.events)
+    later, later_sums = _request(START + timedelta(minutes=2), 10)
+    assert store.submit(later).result(timeout=TIMEOUT) == IngestReceipt(later.events)
+    _assert_sums(_stored(store), kept_sums + later_sums)  # the abandoned one is not stored
+
+
+def test_store_cancelled_async_ingest_leaves_later_ones_answered(
+    store: DuckDBEventStore,
+) -> None:
+    ingestor = Ingestor(store=store)
+    first, _ = _request(START, 10)
+    second, second_sums = _request(START + timedelta(minutes=1), 10)
+
+    async def scenario() -> IngestReceipt:
+        with _writer_paused(store):
+            waiting = asyncio.ensure_future(ingestor.store_async(first))
+            await asyncio.sleep(0)  # one turn of the loop: the task submits, then waits
+            waiting.cancel()  # the HTTP request went away
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        return await asyncio.wait_for(ingestor.store_async(second), TIMEOUT)
+
+    assert asyncio.run(scenario()) == IngestReceipt(second.events)
+    third, third_sums = _request(START + timedelta(minutes=2), 10)
+    assert store.submit(third).result(timeout=TIMEOUT) == IngestReceipt(third.events)
+    _assert_sums(_stored(store), second_sums + third_sums)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
@@ -13,6 +15,8 @@ from hypothesis import strategies as st
 
 from mpo_realtime.domain.events import (
     EVENT_FIELDS,
+    MAX_COST,
+    MAX_COUNT,
     MAX_ID,
     MAX_TEXT,
     EventBatch,
@@ -20,6 +24,7 @@ from mpo_realtime.domain.events import (
     EventIssue,
     parse_events,
 )
+from mpo_realtime.domain.money import NANOS, costs_nanos
 
 NOW = datetime(2026, 3, 29, 10, 20, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -60,7 +65,7 @@ PARSED = EventBatch(
     product_id=['SKU-1, "XL" Größe', "日本"],
     displays=[3, 0],
     clicks=[1, 0],
-    cost=[0.75, 0.0],
+    cost_nanos=[750_000_000, 0],
     seller_name=["Maison Durand", None],
 )
 
@@ -129,11 +134,24 @@ def test_parse_events_tolerates_whitespace(body: bytes) -> None:
         ("advertiserId", "007", "advertiser_id", 7),
         ("partnerId", str(MAX_ID), "partner_id", MAX_ID),
         ("campaignId", MAX_ID, "campaign_id", MAX_ID),
-        ("displays", 2**53, "displays", 2**53),
+        ("displays", MAX_COUNT, "displays", MAX_COUNT),
         ("clicks", 0, "clicks", 0),
-        ("cost", 3, "cost", 3.0),
-        ("cost", 1e308, "cost", 1e308),
-        ("cost", 5e-324, "cost", 5e-324),
+        ("clicks", MAX_COUNT, "clicks", MAX_COUNT),
+        ("cost", 3, "cost_nanos", 3 * NANOS),
+        ("cost", MAX_COST, "cost_nanos", MAX_COST * NANOS),
+        ("cost", float(MAX_COST), "cost_nanos", MAX_COST * NANOS),
+        ("cost", 999_999.999999999, "cost_nanos", MAX_COST * NANOS - 1),
+        ("cost", 0.1, "cost_nanos", 100_000_000),
+        ("cost", 0.000000001, "cost_nanos", 1),
+        ("cost", -0.0, "cost_nanos", 0),
+        # finer than 9 decimals: rounded half to even, from the number's shortest form
+        ("cost", 0.1 * 3, "cost_nanos", 300_000_000),
+        ("cost", 0.0000000025, "cost_nanos", 2),
+        ("cost", 0.0000000035, "cost_nanos", 4),
+        ("cost", 1.0000000005, "cost_nanos", NANOS),
+        ("cost", 1.0000000015, "cost_nanos", NANOS + 2),
+        ("cost", 0.00000000049, "cost_nanos", 0),
+        ("cost", 5e-324, "cost_nanos", 0),
         ("productId", "x" * MAX_TEXT, "product_id", "x" * MAX_TEXT),
         ("productId", "\x00", "product_id", "\x00"),
         ("productId", " ", "product_id", " "),
@@ -184,20 +202,26 @@ BAD_IDS: list[tuple[object, str]] = [
     (2**64 - 1, "out of range"),
 ]
 BAD_COUNTS: list[tuple[object, str]] = [
-    (-1, "non-negative integer"),
-    (1.0, "non-negative integer"),
-    (1.5, "non-negative integer"),
-    (True, "non-negative integer"),
-    ("1", "non-negative integer"),
-    ([1], "non-negative integer"),
-    (2**53 + 1, "non-negative integer"),
-    (2**64, "non-negative integer"),  # orjson reads integers past 64 bits as floats
+    (-1, "integer from 0 to 1,000,000"),
+    (1.0, "integer from 0 to 1,000,000"),
+    (1.5, "integer from 0 to 1,000,000"),
+    (True, "integer from 0 to 1,000,000"),
+    ("1", "integer from 0 to 1,000,000"),
+    ([1], "integer from 0 to 1,000,000"),
+    (MAX_COUNT + 1, "integer from 0 to 1,000,000 (per event)"),
+    (2**53, "integer from 0 to 1,000,000"),
+    (2**64, "integer from 0 to 1,000,000"),  # orjson reads integers past 64 bits as floats
 ]
 BAD_FIELDS: list[tuple[str, object, str]] = [
     *[(field, value, message) for field in ID_FIELDS for value, message in BAD_IDS],
     *[(field, value, message) for field in COUNT_FIELDS for value, message in BAD_COUNTS],
-    ("cost", -0.01, "non-negative finite number"),
-    ("cost", -1, "non-negative finite number"),
+    ("cost", -0.01, "number from 0 to 1,000,000 (per event)"),
+    ("cost", -1, "number from 0 to 1,000,000"),
+    ("cost", -1e-12, "number from 0 to 1,000,000"),
+    ("cost", MAX_COST + 1, "number from 0 to 1,000,000"),
+    ("cost", 1_000_000.001, "number from 0 to 1,000,000"),
+    ("cost", 1e308, "number from 0 to 1,000,000"),
+    ("cost", 2**64, "number from 0 to 1,000,000"),
     ("cost", "0.5", "non-negative number"),
     ("cost", True, "non-negative number"),
     ("cost", [0.5], "non-negative number"),
@@ -354,8 +378,39 @@ def test_parse_events_rejects_bad_body(
 
 def test_parse_events_rejects_more_than_max_events() -> None:
     error = _issues(_ndjson(EVENT_A, EVENT_A, EVENT_A), max_events=2)
-    assert error.issues == [EventIssue(1, None, "at most 2 events per request")]
+    assert error.issues[0].line == 1
+    assert "2 events" in error.issues[0].message
     assert parse_events(_ndjson(EVENT_A, EVENT_A), now_ms=NOW_MS, max_events=2).ts_ms
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"1\n" * 50_000, id="ndjson-numbers"),
+        pytest.param(b"\n" * 50_000 + b"{}\n" * 11, id="ndjson-objects-after-blank-lines"),
+        pytest.param(b"[" + b"1," * 50_000 + b"1]", id="array-numbers"),
+        pytest.param(b"[" + b"{}," * 50_000 + b"{}]", id="array-objects"),
+        pytest.param(b'[{"a":[' + b"[]," * 50_000 + b"[]]}]", id="one-deep-event"),
+        pytest.param(b'{"a":[' + b"0," * 50_000 + b"0]}", id="one-wide-line"),
+    ],
+)
+def test_parse_events_refuses_too_many_values_before_building_them(body: bytes) -> None:
+    # Over the event limit, or more JSON values than that many events can hold: refused
+    # as a whole, with one issue, whatever the values are.
+    error = _issues(body, max_events=10)
+    assert error.total == 1
+    assert _where(error) == [(1, None)]
+    assert "10 events" in error.issues[0].message
+
+
+def test_parse_events_counts_only_structure_outside_strings() -> None:
+    # Commas and brackets inside strings are text: two events full of them still parse.
+    punctuated = {**EVENT_A, "productId": "[{,}]" * 40, "sellerName": ',"[' * 60}
+    body = _array(punctuated, EVENT_B)
+    assert body.count(b",") > 12 * 2 + 1  # over the cheap bound, within the exact one
+    batch = parse_events(body, now_ms=NOW_MS, max_events=2)
+    assert batch.product_id == [punctuated["productId"], EVENT_B["productId"]]
+    assert batch.seller_name == [punctuated["sellerName"], None]
 
 
 def test_parse_events_range_follows_min_ms_and_max_future_ms() -> None:
@@ -420,9 +475,9 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         "campaignId": an_id(),
         "sellerId": an_id(),
         "productId": draw(texts),
-        "displays": draw(st.integers(0, 2**53)),
-        "clicks": draw(st.integers(0, 2**53)),
-        "cost": draw(st.floats(0, allow_nan=False, allow_infinity=False)),
+        "displays": draw(st.integers(0, MAX_COUNT)),
+        "clicks": draw(st.integers(0, MAX_COUNT)),
+        "cost": draw(st.floats(0, MAX_COST) | st.integers(0, MAX_COST)),
     }
     if draw(st.booleans()):
         event["sellerName"] = draw(st.none() | texts)
@@ -440,6 +495,73 @@ def test_parse_events_round_trips_valid_events(events: list[dict[str, Any]]) -> 
     assert batch.advertiser_id == [int(e["advertiserId"]) for e in events]
     assert batch.product_id == [e["productId"] for e in events]
     assert batch.displays == [e["displays"] for e in events]
-    assert batch.cost == [float(e["cost"]) for e in events]
+    assert batch.cost_nanos == [_nanos(e["cost"]) for e in events]
     assert batch.seller_name == [e.get("sellerName") for e in events]
     assert all(0 <= ts <= NOW_MS + HOUR_MS for ts in batch.ts_ms)
+
+
+def _nanos(cost: float) -> int:
+    """The rounding rule, spelled out: the number's shortest decimal, half to even."""
+    exact = Decimal(repr(cost)).quantize(Decimal("0.000000001"), rounding=ROUND_HALF_EVEN)
+    return int(exact * NANOS)
+
+
+@st.composite
+def cost_literals(draw: st.DrawFn) -> str:
+    """A JSON number of at most 9 decimals within the cap, in one of its many spellings."""
+    nanos = draw(
+        st.integers(0, MAX_COST * NANOS)
+        | st.sampled_from([0, 1, 100_000_000, MAX_COST * NANOS, MAX_COST * NANOS - 1])
+        | st.integers(0, 10**6).map(lambda n: n * 10**8)  # many 0.1 steps
+    )
+    value = Decimal(nanos).scaleb(-9)
+    form = draw(st.sampled_from(["plain", "padded", "exponent", "upper", "integer"]))
+    if form == "padded":
+        return f"{value:.9f}"
+    if form in ("exponent", "upper"):
+        digits = f"{value:e}" if nanos else "0e0"
+        return digits.upper() if form == "upper" else digits
+    if form == "integer" and nanos % NANOS == 0:
+        return str(nanos // NANOS)
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _with_costs(literals: list[str], mixed_ids: bool) -> bytes:
+    lines = []
+    for index, literal in enumerate(literals):
+        event = {**EVENT_A, "cost": 0}
+        if mixed_ids and index % 2:
+            event["advertiserId"] = 321  # int among strings: the field-by-field path
+        lines.append(_json(event).replace(b'"cost":0', b'"cost":' + literal.encode()))
+    return b"\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(cost_literals(), min_size=1, max_size=40), st.booleans())
+def test_parse_events_cost_of_nine_decimals_is_stored_exactly(
+    literals: list[str], mixed_ids: bool
+) -> None:
+    batch = parse_events(_with_costs(literals, mixed_ids), now_ms=NOW_MS)
+    # Decimal and int compare exactly: each amount is its literal, to the last digit.
+    assert batch.cost_nanos == [Decimal(literal) * NANOS for literal in literals]
+
+
+def test_costs_nanos_is_exact_on_a_million_random_amounts() -> None:
+    # The vectorised conversion, at scale: every amount of 9 decimals under the cap,
+    # read as JSON reads it (float of the literal), comes back to its nano-units.
+    rng = random.Random(20261118)
+    nanos = [rng.randrange(MAX_COST * NANOS + 1) for _ in range(500_000)]
+    nanos += [rng.randrange(10**6) * 10 ** (rng.randrange(10)) for _ in range(500_000)]
+    amounts = [float(Decimal(n).scaleb(-9)) for n in nanos]
+    converted = costs_nanos(amounts)
+    assert converted is not None
+    assert converted.tolist() == nanos
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, MAX_COST) | st.integers(0, MAX_COST), min_size=1, max_size=30))
+def test_costs_nanos_agrees_with_the_rule_for_any_number(amounts: list[float]) -> None:
+    converted = costs_nanos(amounts)
+    assert converted is not None
+    assert converted.tolist() == [_nanos(a) for a in amounts]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import orjson
 import pyarrow as pa
@@ -156,12 +156,13 @@ def test_minute_rows_metrics_are_consistent(moment: datetime, seed: int, offset:
     )
     displays = batch.column("displays").to_numpy()
     clicks = batch.column("clicks").to_numpy()
-    cost = batch.column("cost").to_numpy()
+    costs = batch.column("cost").to_pylist()
+    assert batch.schema.field("cost").type == pa.decimal128(18, 9)
     assert (displays >= 1).all()  # no zero-activity rows
     assert (clicks >= 0).all() and (clicks <= displays).all()
-    assert all(math.isfinite(c) and c >= 0 for c in cost.tolist())
-    assert (cost[clicks == 0] == 0).all()
-    assert (cost[clicks > 0] > 0).all()
+    # whole micro-units: exact in the store and in JSON
+    assert all(c >= 0 and c == c.quantize(Decimal("0.000001")) for c in costs)
+    assert all((c == 0) == (n == 0) for c, n in zip(costs, clicks.tolist(), strict=True))
     keys = ["campaign_id", "seller_id", "product_id"]
     assert len(set(zip(*(batch.column(k).to_pylist() for k in keys), strict=True))) == len(batch)
 
@@ -273,8 +274,12 @@ def test_events_pass_the_ingest_parser(now: datetime, count: int, offset: timezo
     assert all(1 <= d <= 4 for d in parsed.displays)
     assert all(c in (0, 1) for c in parsed.clicks)
     assert all(
-        x >= 0 and (x > 0) == (c == 1) for x, c in zip(parsed.cost, parsed.clicks, strict=True)
+        x >= 0 and (x > 0) == (c == 1)
+        for x, c in zip(parsed.cost_nanos, parsed.clicks, strict=True)
     )
+    # at most 6 decimals, each read back exactly from its JSON text
+    assert all(x % 1_000 == 0 for x in parsed.cost_nanos)
+    assert parsed.cost_nanos == [Decimal(repr(e["cost"])) * 10**9 for e in events]
 
 
 def test_events_are_deterministic_and_shaped_like_the_api() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -92,9 +92,9 @@ def _arrow_type(column: str) -> pa.DataType:
     if column == Dimension.PRODUCT_ID.value:
         return pa.string()
     if column == Metric.COST.value:
-        return pa.float64()
+        return pa.decimal128(38, 9)  # exact sums, wider than any row
     if column in (Metric.CLICKS.value, Metric.DISPLAYS.value):
-        return pa.int64()
+        return pa.decimal128(38, 0)
     return TIMESTAMP
 
 
@@ -108,17 +108,8 @@ def _store_rows(store: DuckDBEventStore, plan: QueryPlan, *, batch_rows: int = 6
 
 
 def _assert_rows_match(got: Sequence[Row], expected: Sequence[Row], plan: QueryPlan) -> None:
-    """Same rows in the same order: exact except ``cost``, which is within 1e-9."""
-    costs = [i for i, c in enumerate(plan.columns) if c == Metric.COST.value]
-    exact = [i for i in range(len(plan.columns)) if i not in costs]
-    assert [tuple(r[i] for i in exact) for r in got] == [
-        tuple(r[i] for i in exact) for r in expected
-    ]
-    for got_row, expected_row in zip(got, expected, strict=True):
-        for i in costs:
-            a, b = got_row[i], expected_row[i]
-            assert isinstance(a, float) and isinstance(b, float)
-            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (got_row, expected_row)
+    """Same rows in the same order, every value exact (cost to the last decimal)."""
+    assert list(got) == list(expected)
 
 
 def _plan(
@@ -140,15 +131,15 @@ def _plan(
     )
 
 
-def _event(minute: datetime, *, advertiser_id: int = 1, **values: int | float | str) -> Event:
-    fields: dict[str, int | float | str] = {
+def _event(minute: datetime, *, advertiser_id: int = 1, **values: int | Decimal | str) -> Event:
+    fields: dict[str, int | Decimal | str] = {
         "partner_id": 10,
         "campaign_id": 100,
         "seller_id": 7,
         "product_id": "SKU-1",
         "displays": 1,
         "clicks": 0,
-        "cost": 0.0,
+        "cost": Decimal(0),
     }
     fields.update(values)
     return Event(minute, advertiser_id, **fields)  # type: ignore[arg-type]
@@ -173,11 +164,18 @@ products = st.one_of(
     st.sampled_from(PRODUCTS),
     st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=6),
 )
-counts = st.one_of(st.just(0), st.integers(0, 3), st.integers(0, 2**40))
+#: roll-up rows, up to the largest a row holds: sums past 64 bits must stay exact
+MAX_ROW_COST = Decimal("999999999.999999999")
+counts = st.one_of(
+    st.just(0), st.integers(0, 3), st.integers(0, 2**40), st.just(2**63 - 1), st.just(10**6)
+)
 costs = st.one_of(
-    st.just(0.0),
-    st.floats(0.0, 1e6, allow_nan=False, allow_infinity=False),
-    st.floats(0.0, 1e-300, allow_nan=False, allow_infinity=False),
+    st.just(Decimal(0)),
+    st.just(Decimal("0.1")),
+    st.decimals(0, 10**6, places=9),
+    st.decimals(0, MAX_ROW_COST, places=9),
+    st.just(MAX_ROW_COST),
+    st.just(Decimal("0.000000001")),
 )
 offsets = st.one_of(st.integers(-150, 150), st.integers(-5 * 1440, 5 * 1440))
 
@@ -515,11 +513,11 @@ def test_store_aggregate_drops_rows_whose_metrics_are_all_zero(
 ) -> None:
     minute = datetime(2026, 1, 1, tzinfo=UTC)
     events = [
-        _event(minute, advertiser_id=1, displays=0, clicks=0, cost=0.0),
-        _event(minute, advertiser_id=1, displays=0, clicks=0, cost=0.0),
-        _event(minute, advertiser_id=2, displays=0, clicks=3, cost=0.0),
-        _event(minute, advertiser_id=3, displays=2, clicks=0, cost=0.0),
-        _event(minute, advertiser_id=4, displays=0, clicks=0, cost=5e-324),
+        _event(minute, advertiser_id=1, displays=0, clicks=0),
+        _event(minute, advertiser_id=1, displays=0, clicks=0),
+        _event(minute, advertiser_id=2, displays=0, clicks=3),
+        _event(minute, advertiser_id=3, displays=2, clicks=0),
+        _event(minute, advertiser_id=4, displays=0, clicks=0, cost=Decimal("0.000000001")),
     ]
     rows = _checked_rows(events, _plan([Dimension.ADVERTISER_ID], metrics))
     assert [row[0] for row in rows] == advertisers
@@ -536,7 +534,9 @@ def test_store_aggregate_orders_strings_by_code_point() -> None:
 
 def test_store_aggregate_sums_flushes_appends_and_compaction() -> None:
     minute = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)
-    events = [_event(minute + timedelta(minutes=i % 3), clicks=i, cost=0.1) for i in range(30)]
+    events = [
+        _event(minute + timedelta(minutes=i % 3), clicks=i, cost=Decimal("0.1")) for i in range(30)
+    ]
     plan = _plan([Dimension.ADVERTISER_ID, Dimension.MINUTE], timezone="Europe/Paris")
     with _open_store() as store:
         store.append(rollup_table(events[:10]))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 
-from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.store.base import ROLLUP_SCHEMA, IngestRequest
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 
@@ -40,7 +40,7 @@ def _rows(*cells: tuple[int, datetime]) -> pa.Table:
             "product_id": "p",
             "displays": 1,
             "clicks": 1,
-            "cost": 0.5,
+            "cost": Decimal("0.5"),
             "seller_name": None,
         }
         for advertiser_id, minute in cells
@@ -101,10 +101,10 @@ def test_store_last_write_is_kept_per_advertiser_and_utc_hour(
 
 
 def test_store_failed_write_leaves_no_mark(store: DuckDBEventStore) -> None:
-    # A null in a NOT NULL column: the insert fails inside DuckDB, the transaction with it.
+    # A null in a NOT NULL column: the rows are refused whole, and no mark is left.
     bad = pa.array([None], pa.int64())
     rows = _rows((1, HOUR)).set_column(1, ROLLUP_SCHEMA.field(1), bad)
-    with pytest.raises(StoreError):
+    with pytest.raises(ValueError, match="advertiser_id must not be null"):
         store.append(rows)
 
     assert store.last_write((1,), HOUR, HOUR + timedelta(hours=1)) is None

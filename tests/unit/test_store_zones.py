@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 
 import pytest
@@ -75,7 +76,7 @@ def _case(index: int, name: str) -> Case:
     for day in around:
         minutes |= {day + timedelta(hours=12, minutes=53 * k) for k in range(-30, 31)}
     events = tuple(
-        Event(m.replace(second=0, microsecond=0), index, 1, 1, 1, "p", 1 + i % 3, 0, 0.0)
+        Event(m.replace(second=0, microsecond=0), index, 1, 1, 1, "p", 1 + i % 3, 0, Decimal(0))
         for i, m in enumerate(sorted(minutes))
     )
     return Case(index, start, end, events)

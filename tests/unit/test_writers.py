@@ -61,13 +61,20 @@ SOURCE_JSON = """{
 EXAMPLE_COLUMNS = ["advertiserId", "campaignId", "clicks", "displays", "cost"]
 
 
+#: what reports hand the writers: exact sums, wider than any stored row
+COST_TYPE = pa.decimal128(38, 9)
+COUNT_TYPE = pa.decimal128(38, 0)
+
+
 def _type_of(name: str, *, large_strings: bool = False) -> pa.DataType:
     if name == "productId":
         return pa.large_string() if large_strings else pa.string()
     if name in TIME_COLUMNS:
         return TIMESTAMP
     if name == "cost":
-        return pa.float64()
+        return COST_TYPE
+    if name in COUNT_COLUMNS:
+        return COUNT_TYPE
     return pa.int64()
 
 
@@ -97,27 +104,12 @@ def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dat
 # -- reference implementation, plain Python ------------------------------------------
 
 
-def _float_text(value: float) -> str:
-    """Arrow's double->string text, rebuilt from Python's shortest round-trip digits.
-
-    Plain decimals for decimal exponents -7 < e < 10, else ``d.ddde±x``; never a
-    trailing ``.0``.
-    """
-    if value == 0:
-        return "0"
-    _, digit_tuple, exp = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exp, int)
-    digits = "".join(map(str, digit_tuple))
-    exponent = len(digits) - 1 + exp  # of the first significant digit
-    if -7 < exponent < 10:
-        if exponent >= 0:
-            whole = digits[: exponent + 1].ljust(exponent + 1, "0")
-            fraction = digits[exponent + 1 :]
-        else:
-            whole, fraction = "0", "0" * (-exponent - 1) + digits
-        return whole + ("." + fraction if fraction else "")
-    head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{head}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+def _number_text(value: int | Decimal) -> str:
+    """Plain decimal digits, no exponent, no trailing zeros (the naive way: string work)."""
+    text = format(Decimal(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def _iso(value: datetime, timezone: str) -> str:
@@ -134,12 +126,9 @@ def _reference_cells(
             text = value if name == "productId" else _iso(value, timezone)
             csv_cells.append('"' + text.replace('"', '""') + '"')
             json_cells.append(json.dumps(text, ensure_ascii=False))
-        elif name == "cost":
-            csv_cells.append(_float_text(value))
-            json_cells.append(_float_text(value))
         else:
-            csv_cells.append(str(value))
-            json_cells.append(str(value))
+            csv_cells.append(_number_text(value))
+            json_cells.append(_number_text(value))
     return csv_cells, json_cells
 
 
@@ -157,37 +146,67 @@ def _reference(
     return "".join(csv_lines).encode(), json_text.encode()
 
 
+DECIMAL_EXAMPLES = [
+    ("5", "5"),
+    ("5.000000000", "5"),
+    ("0", "0"),
+    ("0E-9", "0"),
+    ("0.250000000", "0.25"),
+    ("0.000000001", "0.000000001"),  # Arrow's own text is 1E-9
+    ("0.000000100", "0.0000001"),
+    ("992.216713804", "992.216713804"),
+    ("346.807302000", "346.807302"),
+    ("9223372036.854775807", "9223372036.854775807"),  # the largest unscaled int64
+    ("9223372036.854775808", "9223372036.854775808"),  # past it: exact all the same
+    ("10000000000", "10000000000"),
+    ("99999999999999999999999999999.999999999", "99999999999999999999999999999.999999999"),
+]
+
+
+@pytest.mark.parametrize(("value", "text"), DECIMAL_EXAMPLES)
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_write_export_prints_decimals_plainly(
+    value: str, text: str, file_format: FileFormat
+) -> None:
+    assert _number_text(Decimal(value)) == text
+    batch = _batch(["cost"], [(Decimal(value),)])
+    data, _ = _write([batch], ["cost"], file_format)
+    if file_format is FileFormat.CSV:
+        assert data == b'"cost"\n' + text.encode() + b"\n"
+    else:
+        assert data == b'{"columns":["cost"],"data":[[' + text.encode() + b']],"rows":1}'
+
+
 @pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (5.0, "5"),
-        (1e-7, "1e-7"),
-        (0.30000000000000004, "0.30000000000000004"),
-        (992.21671380425, "992.21671380425"),
-        (0.0, "0"),
-        (1e-6, "0.000001"),
-        (1.234e-6, "0.000001234"),
-        (1200000000.0, "1200000000"),
-        (1.2e10, "1.2e+10"),
-        (123456789012345.0, "1.23456789012345e+14"),
-        (5e-324, "5e-324"),
-        (1.7976931348623157e308, "1.7976931348623157e+308"),
-    ],
+    "value", [0, 1, 2**63 - 1, 2**63, 10**38 - 1], ids=["0", "1", "int64", "past", "max"]
 )
-def test_float_text_reference_matches_arrow_examples(value: float, text: str) -> None:
-    assert _float_text(value) == text
-    assert pa.array([value]).cast(pa.string())[0].as_py() == text
+def test_write_export_prints_38_digit_counts_whole(value: int) -> None:
+    batch = _batch(["clicks"], [(value,)])
+    data, _ = _write([batch], ["clicks"], FileFormat.JSON)
+    assert data == f'{{"columns":["clicks"],"data":[[{value}]],"rows":1}}'.encode()
 
 
 # -- the source's examples -----------------------------------------------------------
 
 
-def test_write_export_reproduces_source_csv_example() -> None:
-    rows = [
-        (321, 12345, 1873, 800247, 992.21671380425),
-        (321, 56789, 17927, 5275096, 3460.71409576333),
+def _source_batch(rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    """The source's rows; its costs have 11 decimals, and a decimal of any scale prints."""
+    types = [pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.decimal128(38, 11)]
+    columns = [
+        pa.array([Decimal(str(row[i])) if i == 4 else row[i] for row in rows], kind)
+        for i, kind in enumerate(types)
     ]
-    data, result = _write([_batch(EXAMPLE_COLUMNS, rows)], EXAMPLE_COLUMNS, FileFormat.CSV)
+    return pa.RecordBatch.from_arrays(columns, names=EXAMPLE_COLUMNS)
+
+
+SOURCE_ROWS = [
+    (321, 12345, 1873, 800247, "992.21671380425"),
+    (321, 56789, 17927, 5275096, "3460.71409576333"),
+]
+
+
+def test_write_export_reproduces_source_csv_example() -> None:
+    data, result = _write([_source_batch(SOURCE_ROWS)], EXAMPLE_COLUMNS, FileFormat.CSV)
     assert data == SOURCE_CSV
     assert result == WriteResult(rows=2, bytes=len(SOURCE_CSV))
 
@@ -195,19 +214,15 @@ def test_write_export_reproduces_source_csv_example() -> None:
 def test_write_export_reproduces_source_json_example_compacted() -> None:
     compact = "".join(SOURCE_JSON.split()).encode()
     assert compact == json.dumps(json.loads(SOURCE_JSON), separators=(",", ":")).encode()
-    parsed = json.loads(SOURCE_JSON)
-    batch = _batch(EXAMPLE_COLUMNS, [tuple(row) for row in parsed["data"]])
+    parsed = json.loads(SOURCE_JSON, parse_float=str)
+    batch = _source_batch([tuple(row) for row in parsed["data"]])
     data, result = _write([batch], EXAMPLE_COLUMNS, FileFormat.JSON)
     assert data == compact
     assert result == WriteResult(rows=2, bytes=len(compact))
 
 
 def test_write_export_json_of_csv_example_rows_is_compact() -> None:
-    rows = [
-        (321, 12345, 1873, 800247, 992.21671380425),
-        (321, 56789, 17927, 5275096, 3460.71409576333),
-    ]
-    data, _ = _write([_batch(EXAMPLE_COLUMNS, rows)], EXAMPLE_COLUMNS, FileFormat.JSON)
+    data, _ = _write([_source_batch(SOURCE_ROWS)], EXAMPLE_COLUMNS, FileFormat.JSON)
     assert data == (
         b'{"columns":["advertiserId","campaignId","clicks","displays","cost"],'
         b'"data":[[321,12345,1873,800247,992.21671380425],'
@@ -312,13 +327,13 @@ def test_write_export_decodes_dictionary_columns() -> None:
 
 def test_write_export_nulls_are_empty_in_csv_and_null_in_json() -> None:
     columns = ["productId", "hour", "clicks", "cost"]
-    rows = [(None, None, None, None), ("p", _utc(2026, 1, 1), 1, 0.5)]
+    rows = [(None, None, None, None), ("p", _utc(2026, 1, 1), 1, Decimal("0.500000000"))]
     csv_data, _ = _write([_batch(columns, rows)], columns, FileFormat.CSV)
     assert csv_data.splitlines()[1:] == [b",,,", b'"p","2026-01-01T00:00:00+00:00",1,0.5']
     json_data, _ = _write([_batch(columns, rows)], columns, FileFormat.JSON)
-    assert json.loads(json_data)["data"] == [
+    assert json.loads(json_data, parse_float=Decimal)["data"] == [
         [None, None, None, None],
-        ["p", "2026-01-01T00:00:00+00:00", 1, 0.5],
+        ["p", "2026-01-01T00:00:00+00:00", 1, Decimal("0.5")],
     ]
 
 
@@ -326,16 +341,17 @@ def test_write_export_nulls_are_empty_in_csv_and_null_in_json() -> None:
 
 
 def test_write_export_selects_columns_by_name() -> None:
-    batch = _batch(["clicks", "advertiserId", "cost"], [(5, 321, 1.5)])
+    batch = _batch(["clicks", "advertiserId", "cost"], [(5, 321, Decimal("1.5"))])
     data, _ = _write([batch], ["advertiserId", "clicks"], FileFormat.CSV)
     assert data == b'"advertiserId","clicks"\n321,5\n'
 
 
 @pytest.mark.parametrize("file_format", list(FileFormat))
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_write_export_rejects_non_finite_cost(file_format: FileFormat, bad: float) -> None:
-    batch = _batch(["cost"], [(1.0,), (bad,)])
-    with pytest.raises(ValueError, match="non-finite"):
+@pytest.mark.parametrize("value", [0.5, float("nan"), float("inf")])
+def test_write_export_refuses_float_columns(file_format: FileFormat, value: float) -> None:
+    # floats print noise and depend on summation order: never in an export
+    batch = pa.RecordBatch.from_arrays([pa.array([1.0, value])], names=["cost"])
+    with pytest.raises(TypeError, match="numbers must be exact"):
         _write([batch], ["cost"], file_format)
 
 
@@ -432,9 +448,12 @@ ZONES = [
 INSTANTS = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 ).map(lambda value: value.replace(microsecond=0))
-FLOATS = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False).map(abs) | st.sampled_from(
-    [0.0, 5.0, 1e-7, 0.1, 0.30000000000000004, 992.21671380425, 1e15, 1.2e9, 1e10, 1e-6]
+#: the largest DECIMAL(38, 9)
+LARGEST_SUM = Decimal("99999999999999999999999999999.999999999")
+COSTS = st.decimals(0, LARGEST_SUM, places=9) | st.sampled_from(
+    [Decimal(v) for v, _ in DECIMAL_EXAMPLES]
 )
+COUNTS = st.integers(0, 10**38 - 1) | st.integers(0, 10**6)
 
 
 def _value_strategy(name: str) -> st.SearchStrategy[Any]:
@@ -443,7 +462,9 @@ def _value_strategy(name: str) -> st.SearchStrategy[Any]:
     if name in TIME_COLUMNS:
         return INSTANTS
     if name == "cost":
-        return FLOATS
+        return COSTS
+    if name in COUNT_COLUMNS:
+        return COUNTS
     return st.integers(min_value=0, max_value=2**63 - 1)
 
 
@@ -481,7 +502,7 @@ def test_write_export_matches_plain_python_reference(
     assert csv_result == WriteResult(rows=len(rows), bytes=len(expected_csv))
     assert json_result == WriteResult(rows=len(rows), bytes=len(expected_json))
     # and both parse back to the input values
-    parsed_json = json.loads(json_data)
+    parsed_json = json.loads(json_data, parse_float=Decimal)
     assert parsed_json["rows"] == len(rows)
     expected_values = [
         [
@@ -494,11 +515,32 @@ def test_write_export_matches_plain_python_reference(
     parsed_csv = list(csv.reader(io.StringIO(csv_data.decode(), newline="")))
     assert parsed_csv[0] == columns
     assert [
-        [float(cell) if name == "cost" else cell for name, cell in zip(columns, line, strict=True)]
+        [
+            Decimal(cell) if name == "cost" else cell
+            for name, cell in zip(columns, line, strict=True)
+        ]
         for line in parsed_csv[1:]
     ] == [
         [v if name == "cost" else str(v) for name, v in zip(columns, values, strict=True)]
         for values in expected_values
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(COUNTS, COUNTS, COSTS), min_size=1, max_size=20))
+def test_write_export_prints_the_same_digits_in_csv_and_json(
+    rows: list[tuple[int, int, Decimal]],
+) -> None:
+    columns = ["clicks", "displays", "cost"]
+    batch = _batch(columns, rows)
+    csv_data, _ = _write([batch], columns, FileFormat.CSV)
+    json_data, _ = _write([batch], columns, FileFormat.JSON)
+    csv_cells = [line.split(b",") for line in csv_data.splitlines()[1:]]
+    json_body = json_data[json_data.index(b'"data":[[') + 9 : json_data.index(b']],"rows"')]
+    json_cells = [row.split(b",") for row in json_body.split(b"],[")]
+    assert csv_cells == json_cells
+    assert [tuple(Decimal(c.decode()) for c in cells) for cells in csv_cells] == [
+        tuple(Decimal(value) for value in row) for row in rows
     ]
 
 
@@ -512,7 +554,7 @@ def test_write_export_streams_generator_batches(file_format: FileFormat) -> None
         [
             pa.array(range(1_000), pa.int64()),
             pa.array(range(1_000), pa.int64()),
-            pa.array([0.5] * 1_000),
+            pa.array([Decimal("0.5")] * 1_000, COST_TYPE),
         ],
         names=columns,
     )

@@ -41,6 +41,7 @@ class DirectDispatch:
         self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # HEAD arrives here as GET: EdgeMiddleware, outside, answers it without the body.
         if scope["type"] == "http":
             for route, handler in self.routes:
                 match, child_scope = route.matches(scope)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime.api.errors import new_trace_id
 from mpo_realtime.api.metrics import ACCESS_LOGGER, METHODS, UNMATCHED, Metrics
 
-__all__ = ["SLOW_SECONDS", "EdgeMiddleware"]
+__all__ = ["SLOW_SECONDS", "EdgeMiddleware", "refusal_recorder"]
 
 _TRACE_HEADER = b"x-trace-id"
 _ACCESS_FORMAT = "%s %s %d %.1fms"
@@ -22,13 +24,20 @@ _ACCESS_FORMAT = "%s %s %d %.1fms"
 SLOW_SECONDS = 1.0
 
 
-def _incoming_trace(scope: Scope) -> str | None:
-    """The caller's ``X-Trace-Id`` if it is a sane token (alphanumeric, ≤ 64 chars)."""
+def _read_head(scope: Scope) -> tuple[str | None, bool]:
+    """The caller's ``X-Trace-Id`` if it is a sane token (alphanumeric, ≤ 64 chars), and
+    whether the request announces a body (a non-zero ``Content-Length`` or chunks)."""
+    trace = None
+    body = False
     for name, value in scope["headers"]:
         if name == _TRACE_HEADER:
-            trace = value.decode("latin-1")
-            return trace if trace.isalnum() and len(trace) <= 64 else None
-    return None
+            text = value.decode("latin-1")
+            trace = text if text.isalnum() and len(text) <= 64 else None
+        elif name == b"content-length":
+            body = value.strip() not in (b"0", b"")
+        elif name == b"transfer-encoding":
+            body = True
+    return trace, body
 
 
 class EdgeMiddleware:
@@ -41,6 +50,15 @@ class EdgeMiddleware:
     its trace id, as ``MPO_ACCESS_LOG`` says (every request, only problems, or none).
     A request whose handler raised before answering counts as a 500, the status the
     outer error handler sends.
+
+    Two HTTP rules are kept here for every route:
+
+    - ``HEAD`` is answered wherever ``GET`` is (RFC 9110 section 9.3.2): the app sees
+      a ``GET`` and the answer leaves without its body (files are not even read: the
+      app is offered the ``http.response.pathsend`` extension, which sends a path).
+    - An answer sent before the request's body was read whole (an early 401, 413 or
+      415, or a route that reads no body) closes the connection after it, so that an
+      unread or trickled body never holds the connection or is read for nothing.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -52,25 +70,52 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        trace = _incoming_trace(scope) or new_trace_id()
+        incoming, has_body = _read_head(scope)
+        trace = incoming or new_trace_id()
         state = scope.setdefault("state", {})
         state["trace_id"] = trace
         status = 500
+        head = scope["method"] == "HEAD"
+        body_done = not has_body
 
         async def send_with_edge(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
                 headers = message.setdefault("headers", [])
                 headers.append((_TRACE_HEADER, trace.encode()))
                 decision = state.get("ratelimit")
                 if decision is not None:
                     headers += decision.raw_headers()
+                if not body_done:
+                    headers.append((b"connection", b"close"))
+            elif head:
+                if kind == "http.response.pathsend":
+                    message = {"type": "http.response.body", "body": b""}
+                elif message.get("body"):
+                    message = {**message, "body": b""}
             await send(message)
 
+        inner_receive = receive
+        if has_body:
+
+            async def inner_receive() -> Message:
+                nonlocal body_done
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_done = True
+                return message
+
+        inner = scope
+        if head:
+            extensions = {**scope.get("extensions", {}), "http.response.pathsend": {}}
+            inner = {**scope, "method": "GET", "extensions": extensions}
         try:
-            await self.app(scope, receive, send_with_edge)
+            await self.app(inner, inner_receive, send_with_edge)
         finally:
+            if inner is not scope and "route" in inner:
+                scope["route"] = inner["route"]
             self._record(scope, trace, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, trace: str, status: int, seconds: float) -> None:
@@ -108,3 +153,31 @@ class EdgeMiddleware:
                 extra=fields,
             )
             access.handle(record)
+
+
+def refusal_recorder(app: Any) -> Callable[[int, float, str], None]:
+    """What records an answer the HTTP protocol gave itself (431, 408 on a slow head):
+    counted under ``route="unmatched"``, method ``OTHER``, with an access line."""
+    access = logging.getLogger(ACCESS_LOGGER)
+
+    def record(status: int, seconds: float, trace: str) -> None:
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            services.metrics.observe_request("OTHER", UNMATCHED, status, seconds)
+            if services.settings.access_log == "off":
+                return
+        millis = round(seconds * 1000, 2)
+        access.info(
+            "request refused before routing: %d %.1fms",
+            status,
+            millis,
+            extra={
+                "method": "OTHER",
+                "route": UNMATCHED,
+                "status": status,
+                "durationMs": millis,
+                "traceId": trace,
+            },
+        )
+
+    return record

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from mpo_realtime.domain.errors import (
@@ -25,7 +27,9 @@ from mpo_realtime.domain.events import EventBatchError
 from mpo_realtime.exports.ratelimit import RateLimited
 
 __all__ = [
+    "CLIENT_CLOSED",
     "STATUS",
+    "OAuthProblem",
     "error_response",
     "install_error_handlers",
     "new_trace_id",
@@ -34,6 +38,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: status recorded (metrics, access log) for a request whose client hung up before its
+#: body was read: nginx's 499 "client closed request"; nobody receives it
+CLIENT_CLOSED = 499
 
 #: HTTP status of each code; a problem marked ``conflict`` is 409 whatever its code.
 STATUS: dict[ErrorCode, int] = {
@@ -64,6 +72,22 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
+
+
+@dataclass
+class OAuthProblem(ProblemError):
+    """A token-endpoint error: the envelope plus RFC 6749's ``error`` field (section 5.2).
+
+    ``oauth_error`` is one of the RFC's codes (``invalid_request``, ``invalid_client``,
+    ``unsupported_grant_type``...); ``challenge`` asks for HTTP Basic on a 401.
+    """
+
+    oauth_error: str = "invalid_request"
+    challenge: bool = False
+
+
+#: what every token-endpoint answer carries (RFC 6749 section 5.1)
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def new_trace_id() -> str:
@@ -107,10 +131,13 @@ def error_response(
     warnings: Iterable[Problem] = (),
     status: int | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
+    """The envelope of ``problems``; ``extra`` fields are added to it (after the two)."""
     body = {
         "warnings": [problem_json(w, trace_id) for w in warnings],
         "errors": [problem_json(p, trace_id) for p in problems],
+        **(extra or {}),
     }
     return Response(
         orjson.dumps(body),
@@ -143,6 +170,26 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
         return error_response(exc.problems, trace_id_of(request), warnings=exc.warnings)
+
+    async def on_oauth(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OAuthProblem)
+        headers = dict(NO_STORE)
+        if exc.challenge:
+            headers["WWW-Authenticate"] = 'Basic realm="mpo-realtime", charset="UTF-8"'
+        rfc = {"error": exc.oauth_error, "error_description": exc.problems[0].detail}
+        return error_response(
+            exc.problems, trace_id_of(request), headers=headers, extra=rfc, warnings=exc.warnings
+        )
+
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # Nobody is left to read an answer: the 499 is for the metrics and access log.
+        log.info(
+            "client disconnected before its request body was read: %s %s",
+            request.method,
+            request.url.path,
+            extra={"traceId": trace_id_of(request)},
+        )
+        return Response(status_code=CLIENT_CLOSED)
 
     async def on_auth(request: Request, exc: Exception) -> Response:
         problem = Problem(ErrorCode.AUTHENTICATION_FAILED, str(exc))
@@ -200,7 +247,9 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = f"an unexpected error occurred; quote trace id {trace}"
         return error_response([Problem(ErrorCode.INTERNAL_ERROR, detail)], trace)
 
+    app.add_exception_handler(OAuthProblem, on_oauth)
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(AuthenticationError, on_auth)
     app.add_exception_handler(EventBatchError, on_events)
     app.add_exception_handler(StoreError, on_store)

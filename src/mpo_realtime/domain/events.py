@@ -3,20 +3,36 @@
 An event is one observation of ad activity. Parsing is all-or-nothing: a batch
 either yields every event as columns, or an :class:`EventBatchError` naming each bad
 line and field.
+
+Money is exact: ``cost`` becomes integer nano-units (9 decimals, see :mod:`.money`).
+Per-event caps (:data:`MAX_COUNT`, :data:`MAX_COST`) are far above what an ad server
+emits for one event and keep every sum the store computes inside its column types
+(the argument is in ``store/base.py``).
+
+Memory is bounded before objects are built: the body's structure is counted first
+(:func:`_within_budget`), NDJSON lines are read lazily and parsing stops once the
+event limit is passed, so a 16 MiB body of tiny values cannot become millions of
+Python objects.
 """
 
 from __future__ import annotations
 
+import codecs
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from mpo_realtime.domain.money import NANOS, cost_nanos, costs_nanos
+
 __all__ = [
     "EVENT_FIELDS",
+    "MAX_COST",
+    "MAX_COUNT",
     "MAX_ID",
     "MAX_TEXT",
     "EventBatch",
@@ -27,7 +43,15 @@ __all__ = [
 
 MAX_ID = 2**63 - 1
 MAX_TEXT = 256
-MAX_COUNT = 2**53  # counts above this lose exactness in JSON readers
+#: most displays, or clicks, in one event
+MAX_COUNT = 1_000_000
+#: most cost of one event, in currency units (a billion billion nano-units below 2**63)
+MAX_COST = 1_000_000
+_MAX_COST_NANOS = MAX_COST * NANOS
+#: JSON values (commas and openers) a valid event can hold: 10 fields, its braces and
+#: the separator before it; a body with more per allowed event cannot be valid
+_VALUES_PER_EVENT = 12
+_UTF8_CHUNK = 1 << 20
 EVENT_FIELDS = (
     "timestamp",
     "advertiserId",
@@ -80,7 +104,8 @@ class EventBatch:
     product_id: list[str] = field(default_factory=list)
     displays: list[int] = field(default_factory=list)
     clicks: list[int] = field(default_factory=list)
-    cost: list[float] = field(default_factory=list)
+    #: cost in nano-units (10**-9 of the currency unit), exact
+    cost_nanos: list[int] = field(default_factory=list)
     seller_name: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -127,17 +152,16 @@ def _parse_id(value: Any) -> int:
 
 def _parse_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise _FieldError("must be a non-negative integer of at most 2^53")
+        raise _FieldError(f"must be an integer from 0 to {MAX_COUNT:,} (per event)")
     return value
 
 
-def _parse_cost(value: Any) -> float:
+def _parse_cost(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _FieldError("must be a non-negative number")
-    cost = float(value)
-    if not math.isfinite(cost) or cost < 0:
-        raise _FieldError("must be a non-negative finite number")
-    return cost
+    if not math.isfinite(value) or not 0 <= value <= MAX_COST:
+        raise _FieldError(f"must be a number from 0 to {MAX_COST:,} (per event)")
+    return cost_nanos(value)
 
 
 def _parse_product(value: Any) -> str:
@@ -225,37 +249,100 @@ def _columns_fast(items: list[Any], min_ms: int, max_ms: int) -> EventBatch | No
             return None
     if not set(map(type, costs)) <= {int, float}:
         return None
-    floats = list(map(float, costs))
-    if min(floats) < 0 or not math.isfinite(sum(floats)):
+    nanos = costs_nanos(costs)
+    if nanos is None:
         return None
     displays, clicks = counts
     return EventBatch(
-        ms, advertisers, partners, campaigns, sellers, products, displays, clicks, floats, names
+        ms,
+        advertisers,
+        partners,
+        campaigns,
+        sellers,
+        products,
+        displays,
+        clicks,
+        nanos.tolist(),
+        names,
     )
 
 
-def _split_body(body: bytes) -> list[tuple[int, Any]] | EventIssue:
-    """Decode the body into (line, value) pairs: a JSON array or NDJSON."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        return EventIssue(line, None, f"body is not valid UTF-8 (byte {exc.start})")
-    stripped = text.lstrip()
-    if not stripped:
-        return EventIssue(1, None, "body is empty: send a JSON array or NDJSON events")
-    if stripped[0] == "[":
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_LINE = re.compile(rb"\S[^\n]*")
+_LEADING_SPACE = re.compile(rb"\s*")
+
+
+def _first_invalid_utf8(body: bytes) -> int | None:
+    """Offset of the first byte that is not UTF-8, decoding in chunks (bounded memory)."""
+    if body.isascii():
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(body), _UTF8_CHUNK):
+        chunk = body[start : start + _UTF8_CHUNK]
         try:
-            items = orjson.loads(text)
+            decoder.decode(chunk, final=start + _UTF8_CHUNK >= len(body))
+        except UnicodeDecodeError as exc:
+            # the decoder may hold back the first bytes of a sequence cut by the chunk
+            return start + exc.start - len(exc.object) + len(chunk)
+    return None
+
+
+def _within_budget(body: bytes, budget: int) -> bool:
+    """Whether the body holds at most ``budget`` JSON values, counted before parsing.
+
+    Commas and openers bound the values (and so the Python objects) a parser would
+    build. Counting them anywhere is a cheap upper bound; only if that is over the
+    budget are they counted again outside strings, where they are the real structure.
+    """
+    if body.count(b",") + body.count(b"{") + body.count(b"[") <= budget:
+        return True
+    structure = _STRING.sub(b"", body)
+    return structure.count(b",") + structure.count(b"{") + structure.count(b"[") <= budget
+
+
+def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
+    """(line number, text) of the non-blank lines, found lazily."""
+    line, seen = 1, 0
+    for match in _LINE.finditer(body):
+        line += body.count(b"\n", seen, match.start())
+        seen = match.start()
+        yield line, match.group()
+
+
+def _split_body(body: bytes, max_events: int) -> list[tuple[int, Any]] | EventIssue:
+    """Decode the body into (line, value) pairs: a JSON array or NDJSON.
+
+    Stops as soon as the body is known to hold more than ``max_events`` events.
+    """
+    bad = _first_invalid_utf8(body)
+    if bad is not None:
+        line = body.count(b"\n", 0, bad) + 1
+        return EventIssue(line, None, f"body is not valid UTF-8 (byte {bad})")
+    too_many = EventIssue(1, None, f"at most {max_events} events per request")
+    if not _within_budget(body, _VALUES_PER_EVENT * max_events + 1):
+        return EventIssue(
+            1,
+            None,
+            f"body holds more JSON values than {max_events} events (the most per request) can",
+        )
+    leading = _LEADING_SPACE.match(body)  # no copy of the body, unlike lstrip()
+    first = leading.end() if leading else 0
+    if first == len(body):
+        return EventIssue(1, None, "body is empty: send a JSON array or NDJSON events")
+    if body[first] == ord("["):
+        try:
+            items = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return EventIssue(1, None, f"body is not valid JSON: {exc}")
         if not isinstance(items, list):
             return EventIssue(1, None, "body must be a JSON array of events")
+        if len(items) > max_events:
+            return too_many
         return [(index + 1, item) for index, item in enumerate(items)]
     pairs: list[tuple[int, Any]] = []
-    for number, chunk in enumerate(text.split("\n"), start=1):
-        if not chunk.strip():
-            continue
+    for number, chunk in _lines(body):
+        if len(pairs) == max_events:
+            return too_many
         try:
             pairs.append((number, orjson.loads(chunk)))
         except orjson.JSONDecodeError as exc:
@@ -277,14 +364,11 @@ def parse_events(
     Raises :class:`EventBatchError` listing the first ``cap`` issues (and their total)
     if any event is invalid; nothing is returned partially.
     """
-    split = _split_body(body)
+    split = _split_body(body, max_events)
     if isinstance(split, EventIssue):
         raise EventBatchError([split], 1)
     if not split:
         raise EventBatchError([EventIssue(1, None, "body holds no events")], 1)
-    if len(split) > max_events:
-        issue = EventIssue(1, None, f"at most {max_events} events per request")
-        raise EventBatchError([issue], 1)
     fast = _columns_fast([item for _, item in split], min_ms, now_ms + max_future_ms)
     if fast is not None:
         return fast

@@ -149,6 +149,34 @@ class RateLimiter:
         reset_at = max(int(reset_time + 0.999), int(time.time()) + 1)
         return Decision(budget, allowed, item.amount, remaining, reset_at)
 
+    def peek(self, budget: str, key: str, item: RateLimitItem) -> Decision:
+        """The state of ``budget`` for ``key`` without spending; ``allowed``: one more fits."""
+        storage_key = _storage_key(item, budget, key)
+        expiry = item.get_expiry()
+        try:
+            window = self._windows.get_sliding_window(storage_key, expiry)
+        except Exception as exc:
+            raise StoreError(f"rate-limit storage failed: {exc}") from exc
+        remaining, reset_time = _window_stats(item.amount, expiry, *window)
+        reset_at = max(int(reset_time + 0.999), int(time.time()) + 1)
+        return Decision(budget, remaining > 0, item.amount, remaining, reset_at)
+
+    def remember(self, marker: str, key: str, seconds: int) -> None:
+        """Mark ``key`` under ``marker`` for ``seconds`` from now (a later mark extends it)."""
+        storage_key = f"{marker}/{key}"
+        try:
+            self.storage.clear(storage_key)
+            self.storage.incr(storage_key, seconds)
+        except Exception as exc:
+            raise StoreError(f"rate-limit storage failed: {exc}") from exc
+
+    def remembers(self, marker: str, key: str) -> bool:
+        """Whether ``key`` was marked under ``marker`` and the mark has not run out."""
+        try:
+            return self.storage.get(f"{marker}/{key}") > 0
+        except Exception as exc:
+            raise StoreError(f"rate-limit storage failed: {exc}") from exc
+
     def check(self, budget: str, key: str, item: RateLimitItem, detail: str) -> Decision:
         """Like :meth:`hit`, raising :class:`RateLimited` when over."""
         decision = self.hit(budget, key, item)

@@ -10,9 +10,12 @@ Formats (the contract's "Output files"):
   embedded ``"`` doubled, ``\\n`` line ends, UTF-8 without BOM.
 * JSON: compact ``{"columns":[...],"data":[[...],...],"rows":N}``.
 
-In both, ``cost`` is printed in its shortest round-trip form (Arrow's
-double-to-string cast) and time buckets as ISO-8601 local times with their UTC
-offset in the requested zone, e.g. ``2026-10-25T02:00:00+01:00``.
+In both, numbers are exact: integers as they are, decimals (``cost``, and counts
+summed as 38-digit integers) as plain decimal text, with no exponent and no trailing
+zeros beyond what the value has (``5``, ``0.25``, ``992.216713804``); each cell's text
+is the same in CSV and JSON. Floats are refused: an export never prints float noise.
+Time buckets are ISO-8601 local times with their UTC offset in the requested zone,
+e.g. ``2026-10-25T02:00:00+01:00``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO, Final
+from decimal import Decimal
+from typing import Any, BinaryIO, Final, TypeAlias
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.domain.zones import get_zone
@@ -87,19 +90,11 @@ def write_export(
 
 
 class _CountingSink:
-    """A write-only file over ``sink`` that counts the bytes passing through.
-
-    Also handed to Arrow's CSV writer, which needs ``write``, ``flush`` and
-    ``closed``; ``close`` is deliberately a no-op because the caller owns ``sink``.
-    """
+    """A write-only file over ``sink`` that counts the bytes passing through."""
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
         self.count = 0
-
-    @property
-    def closed(self) -> bool:
-        return False
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -111,12 +106,6 @@ class _CountingSink:
         self.count += total
         return total
 
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def close(self) -> None:
-        pass
-
 
 def _slices(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[pa.RecordBatch]:
     """Yield the batches projected onto ``columns``, cut into slices of bounded size."""
@@ -125,6 +114,15 @@ def _slices(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[p
             batch = batch.select(columns)  # raises KeyError for a missing column
         for start in range(0, batch.num_rows, _SLICE_ROWS):
             yield batch.slice(start, _SLICE_ROWS)  # zero-copy
+
+
+#: what a row is built from: arrays of cell texts, and constant texts between them
+_Piece: TypeAlias = pa.Array | str
+
+
+def _row_texts(pieces: list[_Piece]) -> pa.Array:
+    """Each row's text: its pieces joined in one pass. A null piece adds nothing."""
+    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
 
 
 # -- CSV ---------------------------------------------------------------------------
@@ -136,32 +134,36 @@ def _write_csv(
     zone: ZoneInfo,
     sink: _CountingSink,
 ) -> int:
-    # Written by hand so that an empty result still gets its header without a
-    # schema; the text is what Arrow's CSV writer itself writes for a header.
+    # Written by hand so that an empty result still gets its header without a schema.
     header = ",".join('"' + name.replace('"', '""') + '"' for name in columns) + "\n"
     sink.write(header.encode())
-    # Arrow's writer already follows the format: it quotes every string (and only
-    # strings), doubles embedded quotes and prints floats with the same shortest
-    # round-trip cast used for JSON below. Time buckets are made strings first.
-    options = pcsv.WriteOptions(include_header=False, batch_size=_SLICE_ROWS)
     rows = 0
     for part in slices:
         if part.num_rows == 0:
             continue
-        arrays = [_csv_column(part.column(i), zone) for i in range(part.num_columns)]
-        pcsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=list(columns)), sink, options)
+        pieces: list[_Piece] = []
+        for i in range(part.num_columns):
+            pieces += [","] if i else []
+            pieces += _csv_cells(part.column(i), zone)
+        sink.write(_joined_bytes(_row_texts([*pieces, "\n"])))
         rows += part.num_rows
     return rows
 
 
-def _csv_column(array: pa.Array, zone: ZoneInfo) -> pa.Array:
+def _csv_cells(array: pa.Array, zone: ZoneInfo) -> list[_Piece]:
+    """A column's CSV cells: strings and time buckets quoted, numbers bare, nulls empty."""
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
-        return _format_instants(array, zone, quote="")
-    if pa.types.is_floating(kind):
-        _check_finite(array)
-    return array
+        return [_format_instants(array, zone, quote='"')]
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        strings = array.cast(pa.string())
+        if _holds_byte(strings, 0x22):
+            strings = pc.replace_substring(strings, '"', '""')
+        if strings.null_count:
+            return [pc.binary_join_element_wise('"', strings, '"', "")]
+        return ['"', strings, '"']
+    return _number_pieces(array)
 
 
 # -- JSON --------------------------------------------------------------------------
@@ -179,15 +181,13 @@ def _write_json(
     for part in slices:
         if part.num_rows == 0:
             continue
-        # Every row text starts with "],[": the previous row's close and this
-        # row's open. Folding the separators into the first column spares a pass
-        # over whole rows; the very first row drops the leading "],".
-        texts = [
-            _json_column(part.column(i), zone, prefix="],[" if i == 0 else "")
-            for i in range(part.num_columns)
-        ]
-        row_texts = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, ",")
-        data = _joined_bytes(row_texts)
+        # Every row text starts with "],[": the previous row's close and this row's
+        # open; the very first row drops the leading "],".
+        pieces: list[_Piece] = ["],["]
+        for i in range(part.num_columns):
+            pieces += [","] if i else []
+            pieces += _json_cells(part.column(i), zone)
+        data = _joined_bytes(_row_texts(pieces))
         sink.write(data[2:] if rows == 0 else data)
         rows += part.num_rows
     tail = ("]" if rows else "") + '],"rows":' + str(rows) + "}"
@@ -195,33 +195,28 @@ def _write_json(
     return rows
 
 
-def _json_column(array: pa.Array, zone: ZoneInfo, *, prefix: str) -> pa.Array:
-    """The JSON text of each value of ``array``, preceded by ``prefix``."""
+def _json_cells(array: pa.Array, zone: ZoneInfo) -> list[_Piece]:
+    """A column's JSON values: strings and time buckets as string literals, nulls null."""
     array = _decoded(array)
     kind = array.type
     if pa.types.is_timestamp(kind):
-        # ISO texts need no escaping, so quotes and prefix go in with the
-        # formatting of the distinct values: no pass over the rows for them.
-        texts = _format_instants(array, zone, quote='"', prefix=prefix)
+        # ISO texts need no escaping: the quotes go in with the distinct values.
+        texts = _format_instants(array, zone, quote='"')
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        texts = _json_strings(array.cast(pa.string()), prefix=prefix)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        if pa.types.is_floating(kind):
-            _check_finite(array)
-        # Arrow's cast prints floats in their shortest round-trip form, the same
-        # text its CSV writer produces, and every such text is a JSON number.
-        texts = array.cast(pa.string())
-        if prefix:
-            texts = pc.binary_join_element_wise(prefix, texts, "")
+        escaped = _json_escaped(array.cast(pa.string()))
+        if not escaped.null_count:
+            return ['"', escaped, '"']
+        texts = pc.binary_join_element_wise('"', escaped, '"', "")
     else:
-        raise TypeError(f"cannot write a column of type {kind} to JSON")
-    if texts.null_count:
-        texts = texts.fill_null(prefix + "null")
-    return texts
+        pieces = _number_pieces(array)
+        if not array.null_count:
+            return pieces
+        (texts,) = pieces  # one piece, null where the value is
+    return [texts.fill_null("null") if texts.null_count else texts]
 
 
-def _json_strings(array: pa.Array, *, prefix: str) -> pa.Array:
-    """JSON string literals for a ``string`` array, without a per-row Python loop."""
+def _json_escaped(array: pa.Array) -> pa.Array:
+    """The contents of JSON string literals for a ``string`` array, without a row loop."""
     # One scan finds whether anything needs escaping at all: usually nothing does
     # (product IDs), and then the two replace passes are skipped.
     if _needs_escape(array):
@@ -235,7 +230,7 @@ def _json_strings(array: pa.Array, *, prefix: str) -> pa.Array:
             for char, escape in _CONTROL_ESCAPES:
                 escaped = pc.replace_substring(escaped, char, escape)
             array = pc.replace_with_mask(array, control, escaped)
-    return pc.binary_join_element_wise(prefix + '"', array, '"', "")
+    return array
 
 
 def _needs_escape(array: pa.Array) -> bool:
@@ -244,6 +239,11 @@ def _needs_escape(array: pa.Array) -> bool:
     # match per value, and exact: UTF-8 multi-byte sequences use bytes >= 0x80 only.
     data = np.frombuffer(_joined_bytes(array), dtype=np.uint8)
     return bool(((data < 0x20) | (data == 0x22) | (data == 0x5C)).any())
+
+
+def _holds_byte(array: pa.Array, byte: int) -> bool:
+    """Whether any value of a ``string`` array holds the ASCII character ``byte``."""
+    return bool((np.frombuffer(_joined_bytes(array), dtype=np.uint8) == byte).any())
 
 
 def _joined_bytes(texts: pa.Array) -> memoryview:
@@ -271,11 +271,57 @@ def _decoded(array: pa.Array) -> pa.Array:
     return array
 
 
-def _check_finite(array: pa.Array) -> None:
-    # NaN and infinities have no JSON form and no meaning as a cost: refuse them
-    # rather than write a file that clients cannot parse.
-    if pc.any(pc.invert(pc.is_finite(array))).as_py():
-        raise ValueError("cannot write a non-finite float")
+def _number_pieces(array: pa.Array) -> list[_Piece]:
+    """A number column's texts, the same in CSV and JSON, as pieces of the row join.
+
+    Integers print as they are. Decimals print plainly, with no exponent and no trailing
+    zeros: ``5``, ``0.25``, ``0.000000001``. A decimal is two pieces, its whole part and
+    its ``.fraction`` (null, so nothing, when it has none), which saves the passes of
+    joining and trimming them per column.
+    """
+    kind = array.type
+    if pa.types.is_integer(kind):
+        return [array.cast(pa.string())]
+    if not pa.types.is_decimal(kind):
+        # Floats print noise (200.2292309999999) and differ by summation order: money
+        # and counts reach the writers as integers or decimals, never as floats.
+        raise TypeError(f"cannot write a column of type {kind}: numbers must be exact")
+    scale = kind.scale
+    if not pa.types.is_decimal128(kind) or not 0 <= scale <= 18:
+        return [
+            pa.array([None if d is None else _plain(d) for d in array.to_pylist()], pa.string())
+        ]
+    words = np.frombuffer(array.buffers()[1], dtype="<i8")
+    words = words[2 * array.offset : 2 * (array.offset + len(array))].reshape(-1, 2)
+    low, high = words[:, 0], words[:, 1]
+    # Vectorised where the unscaled value is a non-negative 64-bit integer (any cost
+    # below 9.2 billion); the rest, and nulls, are formatted one by one below.
+    fits = (high == 0) & (low >= 0)
+    if array.null_count:
+        fits &= np.asarray(array.is_valid())
+    whole, fraction = np.divmod(np.where(fits, low, 0), 10**scale)
+    pieces: list[_Piece] = [pa.array(whole).cast(pa.string())]
+    if scale:
+        # 10**scale + fraction prints as "1" and the zero-padded digits: trim its
+        # trailing zeros and turn the "1" into the decimal point.
+        digits = pa.array(fraction + 10**scale, mask=fraction == 0).cast(pa.string())
+        pieces.append(pc.utf8_replace_slice(pc.utf8_rtrim(digits, "0"), 0, 1, "."))
+    others = ~fits
+    if others.any():
+        mask = pa.array(others)
+        texts = [None if d is None else _plain(d) for d in array.filter(mask).to_pylist()]
+        pieces[0] = pc.replace_with_mask(pieces[0], mask, pa.array(texts, pa.string()))
+        if scale:
+            pieces[1] = pc.if_else(mask, pa.scalar(None, pa.string()), pieces[1])
+    if array.null_count:
+        # one piece, null where the value is (empty in CSV, null in JSON), not "0"
+        pieces = [pc.if_else(array.is_valid(), _row_texts(pieces), pa.scalar(None, pa.string()))]
+    return pieces
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _format_instants(array: pa.Array, zone: ZoneInfo, *, quote: str, prefix: str = "") -> pa.Array:

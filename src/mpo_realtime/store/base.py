@@ -1,25 +1,60 @@
-"""The event store interface: what every backend (DuckDB, ClickHouse) offers."""
+"""The event store interface: what every backend (DuckDB, ClickHouse) offers.
+
+Types, and why no sum can overflow them
+---------------------------------------
+A roll-up row holds ``displays`` and ``clicks`` as signed 64-bit integers and ``cost`` as
+``DECIMAL(18, 9)`` (nano-units in 64 bits; ClickHouse ``Decimal64(9)``). Ingest caps
+each event at ``MAX_COUNT`` = 10**6 displays or clicks and ``MAX_COST`` = 10**6 currency
+units (``domain/events.py``), with at most ``ingest_max_events`` (10**5) events a request.
+
+* A stored row from ingest is one event: at most 10**6, far inside both types.
+* A flush pre-aggregates the requests it commits, and compaction folds the rows of one
+  key and minute. Neither is bounded by the request limits (any number of requests may
+  write one key and minute within the retention), so both fold **only what fits**:
+  a key whose sums exceed ``MAX_ROW_COUNT`` or ``MAX_ROW_COST`` keeps its rows unfolded
+  (each of them fits). A fold therefore never fails on data; rows just stay more.
+* Report sums are computed wider than any row: counts as 128-bit integers
+  (``HUGEINT``, Arrow ``decimal128(38, 0)``; ClickHouse ``sum(toDecimal128(x, 0))``) and
+  cost as ``DECIMAL(38, 9)`` (ClickHouse ``Decimal128(9)``). Reaching their limits needs
+  over 10**19 rows of maximal values: more than any disk holds within a retention
+  (10**19 rows at even one byte each is 10 exabytes).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from decimal import Decimal
+from typing import Final, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
+from mpo_realtime.domain.money import COST_SCALE
 from mpo_realtime.domain.plan import QueryPlan
 
 __all__ = [
+    "COST_TYPE",
+    "MAX_ROW_COST",
+    "MAX_ROW_COUNT",
     "ROLLUP_SCHEMA",
     "Catalog",
     "EventStore",
     "IdempotencyConflict",
     "IngestReceipt",
     "IngestRequest",
+    "cost_array",
 ]
+
+#: cost of one roll-up row: 18 digits, 9 of them decimals (a 64-bit integer of nano-units)
+COST_TYPE: Final = pa.decimal128(18, COST_SCALE)
+#: largest displays or clicks of one roll-up row
+MAX_ROW_COUNT: Final = 2**63 - 1
+#: largest cost of one roll-up row
+MAX_ROW_COST: Final = Decimal("999999999.999999999")
 
 #: one row of the minute roll-up; also the shape ingestion hands to a store
 ROLLUP_SCHEMA = pa.schema(
@@ -32,10 +67,22 @@ ROLLUP_SCHEMA = pa.schema(
         pa.field("product_id", pa.string(), nullable=False),
         pa.field("displays", pa.int64(), nullable=False),
         pa.field("clicks", pa.int64(), nullable=False),
-        pa.field("cost", pa.float64(), nullable=False),
+        pa.field("cost", COST_TYPE, nullable=False),
         pa.field("seller_name", pa.string(), nullable=True),
     ]
 )
+
+
+def cost_array(nanos: npt.NDArray[np.int64] | Sequence[int]) -> pa.Array:
+    """A :data:`COST_TYPE` array of amounts given in nano-units, without a per-value step."""
+    values = np.asarray(nanos, dtype=np.int64)
+    if len(values) and (values.min() < 0 or values.max() > 999_999_999_999_999_999):
+        raise ValueError("a cost is negative or beyond DECIMAL(18, 9)")
+    # A decimal128 value is a 128-bit little-endian integer of the unscaled amount:
+    # for a non-negative amount, the nano-units then a zero high word.
+    words = np.zeros((len(values), 2), dtype="<i8")
+    words[:, 0] = values
+    return pa.Array.from_buffers(COST_TYPE, len(values), [None, pa.py_buffer(words)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +138,8 @@ class EventStore(Protocol):
         """Delete roll-up rows older than ``before``; returns rows deleted."""
         ...
 
-    def totals(self) -> dict[str, float]:
-        """Sums of every metric over the whole store (checks and health)."""
+    def totals(self) -> dict[str, int | Decimal]:
+        """Row count and sums of every metric over the whole store (checks and health)."""
         ...
 
     def latest_minute(self) -> datetime | None: ...

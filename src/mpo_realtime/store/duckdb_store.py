@@ -6,6 +6,14 @@ one transaction (group commit), so a small HTTP batch does not pay for an insert
 its own. Futures resolve after the commit, so an acknowledged event is durable and
 visible. Reads use their own cursors and always aggregate, so they see exact sums
 whether or not compaction has folded the rows yet.
+
+One request's content never fails the others: rows are checked before they join a
+flush (``duckdb_checks.conformed``), folds keep the keys whose sums would not fit a row
+(``store/base.py`` has the argument), and if a flush still fails its requests are
+committed again one by one, each in its own transaction, so that only the culprit hears
+of it: a data error as :class:`EventBatchError` (400), anything else as
+:class:`StoreError` (503). A request whose waiter was cancelled before the writer took it
+is dropped, as an executor drops a cancelled task.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +37,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpo_realtime.domain.errors import StoreError
+from mpo_realtime.domain.events import EventBatchError, EventIssue
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.store.base import (
-    ROLLUP_SCHEMA,
     Catalog,
     IdempotencyConflict,
     IngestReceipt,
     IngestRequest,
 )
+from mpo_realtime.store.duckdb_checks import conformed, migrate, refusal, settle
 from mpo_realtime.store.plan_sql import render_aggregate
 from mpo_realtime.store.sql import queries
 
@@ -62,19 +72,12 @@ class _Call:
 _STOP = object()
 
 
-def _conformed(rows: pa.Table) -> pa.Table:
-    """``rows`` with exactly the roll-up schema (same columns; nullability may differ)."""
-    if rows.schema.equals(ROLLUP_SCHEMA):
-        return rows
-    return rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
-
-
 def _resolve_repeat(item: _Ingest, events: int, digest: str | None) -> None:
     """Answer a request whose key is already stored: a duplicate, or a conflict."""
     if digest != item.request.body_digest:
-        item.future.set_exception(IdempotencyConflict(item.request.idempotency_key))
+        settle(item.future, error=IdempotencyConflict(item.request.idempotency_key))
     else:
-        item.future.set_result(IngestReceipt(events, duplicate=True))
+        settle(item.future, IngestReceipt(events, duplicate=True))
 
 
 @contextlib.contextmanager
@@ -94,7 +97,10 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A COMMIT that failed (a full disk) has ended the transaction already; the first
+        # error is the one to report, not "no transaction is active".
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -140,6 +146,7 @@ class DuckDBEventStore:
             self._conn.execute("SET TimeZone = 'UTC'")
             for statement in _statements(SQL["schema"]):
                 self._conn.execute(statement)
+            migrate(self._conn, self.path)
         except duckdb.IOException as exc:
             raise StoreError(
                 f"cannot open event store {self.path}: {exc}. Is another process using it?"
@@ -158,10 +165,11 @@ class DuckDBEventStore:
     def submit(self, request: IngestRequest) -> Future[IngestReceipt]:
         item = _Ingest(request)
         try:
-            rows = _conformed(request.rows)
+            rows = conformed(request.rows)
         except (pa.ArrowException, KeyError, ValueError) as exc:
             # Refused alone, so that it cannot fail the other requests of its flush.
-            item.future.set_exception(StoreError(f"rows do not fit the roll-up: {exc}"))
+            issue = EventIssue(1, None, f"rows do not fit the roll-up: {exc}")
+            item.future.set_exception(EventBatchError([issue], 1))
             return item.future
         if rows is not request.rows:
             item = _Ingest(dataclasses.replace(request, rows=rows))
@@ -170,6 +178,10 @@ class DuckDBEventStore:
 
     def append(self, rows: pa.Table | pa.RecordBatchReader) -> int:
         table = rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows
+        try:
+            table = conformed(table)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            raise ValueError(f"rows do not fit the roll-up: {exc}") from exc
 
         def bulk(conn: duckdb.DuckDBPyConnection) -> int:
             # One transaction: roll-up rows never stand without their catalog entries.
@@ -228,7 +240,12 @@ class DuckDBEventStore:
                 if item is _STOP:
                     stop = True
                     break
-                if isinstance(item, _Call):
+                if (
+                    isinstance(item, _Call | _Ingest)
+                    and not item.future.set_running_or_notify_cancel()
+                ):
+                    pass  # its waiter gave up before the writer came to it: dropped
+                elif isinstance(item, _Call):
                     self._flush(batch)
                     batch, rows = [], 0
                     self._execute_call(item)
@@ -251,18 +268,15 @@ class DuckDBEventStore:
     def _execute_call(self, item: _Call) -> None:
         try:
             with _translated("run a write"):
-                item.future.set_result(item.fn(self._conn))
+                result = item.fn(self._conn)
         except BaseException as exc:  # handed to the caller, who re-raises it
-            item.future.set_exception(exc)
+            settle(item.future, error=exc)
+        else:
+            settle(item.future, result)
 
     def _maintenance(self) -> bool:
         """One compaction step; True if more work is waiting."""
-        try:
-            with _translated("compact"):
-                return self._compact(self._conn, datetime.now(UTC), step=self.compaction_step)
-        except StoreError:
-            log.exception("event store maintenance failed")
-            return False
+        return self._compact(self._conn, datetime.now(UTC), step=self.compaction_step)
 
     def _insert(self, conn: duckdb.DuckDBPyConnection, table: pa.Table, *, aggregate: bool) -> None:
         if table.num_rows == 0:
@@ -288,50 +302,78 @@ class DuckDBEventStore:
     def _flush(self, batch: list[_Ingest]) -> None:
         if not batch:
             return
-        conn = self._conn
         accepted: list[_Ingest] = []
         # Repeats of a key first seen in this very flush: answered only after the commit,
         # or a crash right after the answer could lose an acknowledged batch.
         repeats: list[_Ingest] = []
-        leaders: dict[str, IngestRequest] = {}
+        leaders: dict[str, _Ingest] = {}
         keys = [i.request.idempotency_key for i in batch if i.request.idempotency_key]
         try:
             with _translated("look up idempotency keys"):
-                found = conn.execute(SQL["find_keys"], {"keys": keys}).fetchall() if keys else []
-            committed = {key: (int(events), digest) for key, events, digest in found}
-            for item in batch:
-                key = item.request.idempotency_key
-                if key is None:
-                    accepted.append(item)
-                elif key in committed:
-                    events, digest = committed[key]
-                    _resolve_repeat(item, events, digest)
-                elif key in leaders:
-                    repeats.append(item)
-                else:
-                    leaders[key] = item.request
-                    accepted.append(item)
-            if accepted:
-                self._commit(conn, accepted)
-        except Exception as exc:
-            # Whatever failed, every waiting request hears of it and the writer carries on.
-            error = exc if isinstance(exc, StoreError) else StoreError(f"flush failed: {exc}")
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
+                found = (
+                    self._conn.execute(SQL["find_keys"], {"keys": keys}).fetchall() if keys else []
+                )
+        except StoreError as exc:
             log.error("flush of %d requests failed: %s", len(batch), exc)
+            for item in batch:
+                settle(item.future, error=exc)
             return
-        if self.on_stored is not None:
+        committed = {key: (int(events), digest) for key, events, digest in found}
+        for item in batch:
+            key = item.request.idempotency_key
+            if key is None:
+                accepted.append(item)
+            elif key in committed:
+                events, digest = committed[key]
+                _resolve_repeat(item, events, digest)
+            elif key in leaders:
+                repeats.append(item)
+            else:
+                leaders[key] = item
+                accepted.append(item)
+        stored = self._store(accepted)
+        if self.on_stored is not None and stored:
             # before the answers, so an answered request is already counted
             try:
-                self.on_stored(len(accepted), sum(item.request.events for item in accepted))
+                self.on_stored(len(stored), sum(item.request.events for item in stored))
             except Exception:
                 log.exception("on_stored hook failed")
-        for item in accepted:
-            item.future.set_result(IngestReceipt(item.request.events))
+        for item in stored:
+            settle(item.future, IngestReceipt(item.request.events))
         for item in repeats:
             leader = leaders[item.request.idempotency_key or ""]
-            _resolve_repeat(item, leader.events, leader.body_digest)
+            # every leader is answered by now; one that failed fails its repeats alike
+            error = leader.future.exception(timeout=0)
+            if error is not None:
+                settle(item.future, error=error)
+            else:
+                _resolve_repeat(item, leader.request.events, leader.request.body_digest)
+
+    def _store(self, accepted: list[_Ingest]) -> list[_Ingest]:
+        """Commit ``accepted`` in one transaction, or else each alone; the ones stored."""
+        if not accepted:
+            return []
+        try:
+            self._commit(self._conn, accepted)
+            return accepted
+        except Exception as exc:
+            if len(accepted) == 1:
+                log.error("flush of 1 request failed: %s", exc)
+                settle(accepted[0].future, error=refusal(exc))
+                return []
+            log.warning("flush of %d requests failed, storing each alone: %s", len(accepted), exc)
+        stored = []
+        for item in accepted:
+            try:
+                self._commit(self._conn, [item])
+            except Exception as exc:
+                log.error(
+                    "request of %d events refused by the event store: %s", item.request.events, exc
+                )
+                settle(item.future, error=refusal(exc))
+            else:
+                stored.append(item)
+        return stored
 
     def _commit(self, conn: duckdb.DuckDBPyConnection, accepted: list[_Ingest]) -> None:
         """Store the rows and idempotency keys of ``accepted`` in one transaction."""
@@ -354,7 +396,11 @@ class DuckDBEventStore:
     def _compact(
         self, conn: duckdb.DuckDBPyConnection, now: datetime, *, step: timedelta | None = None
     ) -> bool:
-        """Fold the dirty settled minutes, at most ``step`` of them; True if more remain."""
+        """Fold the dirty settled minutes, at most ``step`` of them; True if more remain.
+
+        A span that fails is logged and left unfolded (reads are exact either way): the
+        next step goes on after it rather than failing on the same rows forever.
+        """
         if self._dirty is None:
             return False
         low, high = self._dirty
@@ -365,10 +411,13 @@ class DuckDBEventStore:
         if step is not None:
             stop = min(stop, low + step)
         params = {"lo": low, "hi": stop}
-        with _transaction(conn):
-            for statement in _statements(SQL["compact"]):
-                names = [name for name in params if f"${name}" in statement]
-                conn.execute(statement, {name: params[name] for name in names})
+        try:
+            with _translated("compact"), _transaction(conn):
+                for statement in _statements(SQL["compact"]):
+                    names = [name for name in params if f"${name}" in statement]
+                    conn.execute(statement, {name: params[name] for name in names})
+        except Exception as exc:
+            log.error("compaction of [%s, %s) failed; its rows stay unfolded: %s", low, stop, exc)
         self._dirty = None if stop > high else (stop, high)
         return self._dirty is not None and self._dirty[0] < cutoff
 
@@ -408,7 +457,7 @@ class DuckDBEventStore:
             partner_ids=frozenset(r[2] for r in rows),
         )
 
-    def totals(self) -> dict[str, float]:
+    def totals(self) -> dict[str, int | Decimal]:
         cursor = self._cursor()
         try:
             with _translated("read totals"):

@@ -13,7 +13,13 @@ import pyarrow.compute as pc
 from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
 from mpo_realtime.domain.events import EventBatch, parse_events
 from mpo_realtime.domain.jobs import WriteScope
-from mpo_realtime.store.base import ROLLUP_SCHEMA, EventStore, IngestReceipt, IngestRequest
+from mpo_realtime.store.base import (
+    ROLLUP_SCHEMA,
+    EventStore,
+    IngestReceipt,
+    IngestRequest,
+    cost_array,
+)
 
 __all__ = ["Ingestor", "batch_to_table"]
 
@@ -35,7 +41,7 @@ def batch_to_table(batch: EventBatch) -> pa.Table:
         pa.array(batch.product_id, type=pa.string()),
         pa.array(batch.displays, type=pa.int64()),
         pa.array(batch.clicks, type=pa.int64()),
-        pa.array(batch.cost, type=pa.float64()),
+        cost_array(batch.cost_nanos),
         pa.array(batch.seller_name, type=pa.string()),
     ]
     return pa.Table.from_arrays(columns, schema=ROLLUP_SCHEMA)

@@ -14,10 +14,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MINUTE = timedelta(minutes=1)
 
+#: Sums wider than any row (see ``store/base.py``), so no report can overflow: counts
+#: as 38-digit integers, cost exact with its 9 decimals (ClickHouse: Decimal128(0), (9)).
 _METRIC_SQL = {
-    Metric.CLICKS: "sum(clicks)::BIGINT",
-    Metric.DISPLAYS: "sum(displays)::BIGINT",
-    Metric.COST: "sum(cost)::DOUBLE",
+    Metric.CLICKS: "sum(clicks)::DECIMAL(38, 0)",
+    Metric.DISPLAYS: "sum(displays)::DECIMAL(38, 0)",
+    Metric.COST: "sum(cost)::DECIMAL(38, 9)",
 }
 
 

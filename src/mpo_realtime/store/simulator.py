@@ -11,7 +11,8 @@ times the advertiser's share times a daily curve in its local hour, with log-nor
 the count is Poisson. Each display picks a campaign (skewed weights), a product (Zipf-like
 by catalogue position) and a seller (usually the product's owner). Displays are then
 rolled up per (campaign, seller, product); clicks are binomial at the campaign CTR and
-cost is clicks times the campaign CPC with log-normal spread.
+cost is clicks times the campaign CPC with log-normal spread, in whole micro-units (6
+decimals), so every cost is exact in the store's nano-units and in JSON.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from mpo_realtime.domain.events import EVENT_FIELDS
-from mpo_realtime.store.base import ROLLUP_SCHEMA
+from mpo_realtime.store.base import ROLLUP_SCHEMA, cost_array
 
 __all__ = [
     "EVENT_SCHEMA",
@@ -46,6 +47,7 @@ _FloatArray = npt.NDArray[np.float64]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_MINUTE = 60_000_000
 _MASK64 = (1 << 64) - 1
+_NANOS_PER_MICRO = 1_000
 # Independent RNG streams per purpose, so adding one never shifts another.
 _STREAM_SETUP = 1
 _STREAM_MINUTE = 2
@@ -329,7 +331,7 @@ class Simulator:
         ts_ms = rng.integers(minute_ms, now_ms + 1, count)
         displays = np.minimum(1 + rng.poisson(0.4, count), 4)
         clicks = (rng.random(count) < self._camp_ctr[camp] * displays).astype(np.int64)
-        cost = np.round(clicks * self._camp_cpc[camp] * self._click_price_spread(rng, count), 6)
+        micros = self._cost_micros(clicks, camp, self._click_price_spread(rng, count))
         columns = zip(
             [_iso_ms(t) for t in ts_ms.tolist()],
             self._adv_id[adv].astype(str).tolist(),
@@ -339,7 +341,8 @@ class Simulator:
             [self._prod_name_list[p] for p in prod.tolist()],
             displays.tolist(),
             clicks.tolist(),
-            cost.tolist(),
+            # m / 1e6 is the double nearest the 6-decimal amount, and prints as it
+            (micros / 1e6).tolist(),
             [self._sell_name_list[s] for s in seller.tolist()],
             strict=True,
         )
@@ -383,7 +386,7 @@ class Simulator:
         prod = self._prod_off[row_adv] + rest % self._key_p
         displays = displays.astype(np.int64)
         clicks = rng.binomial(displays, self._camp_ctr[camp]).astype(np.int64)
-        cost = np.round(clicks * self._camp_cpc[camp] * self._click_price_spread(rng, len(keys)), 6)
+        micros = self._cost_micros(clicks, camp, self._click_price_spread(rng, len(keys)))
         return {
             "minute": np.full(len(keys), minute_index * _US_PER_MINUTE, dtype=np.int64),
             "adv": row_adv,
@@ -392,7 +395,7 @@ class Simulator:
             "prod": prod,
             "displays": displays,
             "clicks": clicks,
-            "cost": cost,
+            "cost_micros": micros,
         }
 
     def _draw(
@@ -404,6 +407,10 @@ class Simulator:
         other = self._sell_pick.draw(rng, adv)
         seller = np.where(rng.random(len(adv)) < _OWNER_SHARE, self._prod_owner[prod], other)
         return camp, seller, prod
+
+    def _cost_micros(self, clicks: _IntArray, camp: _IntArray, spread: _FloatArray) -> _IntArray:
+        micros: _IntArray = np.rint(clicks * self._camp_cpc[camp] * spread * 1e6).astype(np.int64)
+        return micros
 
     @staticmethod
     def _click_price_spread(rng: np.random.Generator, n: int) -> _FloatArray:
@@ -424,7 +431,7 @@ class Simulator:
                 self._prod_name.take(pa.array(cols["prod"])),
                 pa.array(cols["displays"]),
                 pa.array(cols["clicks"]),
-                pa.array(cols["cost"]),
+                cost_array(cols["cost_micros"] * _NANOS_PER_MICRO),
                 self._sell_name.take(pa.array(cols["seller"])),
             ],
             schema=EVENT_SCHEMA,

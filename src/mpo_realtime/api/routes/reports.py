@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from mpo_realtime.domain.errors import Problem
 from mpo_realtime.domain.jobs import Job, JobStatus
 from mpo_realtime.exports.service import CreatedExport
 
-__all__ = ["BASE", "direct_routes", "router"]
+__all__ = ["BASE", "direct_routes", "router", "warning_header"]
 
 BASE = "/{version}/marketing-solutions/marketplace-performance-outcomes/stats"
 #: the documented switch to the JSON:API-style envelope that generated clients expect
@@ -58,22 +59,30 @@ def _status_response(
     retry_after: int | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> Response:
-    attributes = {"exportId": job.id, "status": job.status.value, "message": _message(job)}
+    attributes: dict[str, Any] = {
+        "exportId": job.id,
+        "status": job.status.value,
+        "message": _message(job),
+    }
     trace = trace_id_of(request)
     body: dict[str, Any]
-    if (envelope or "").lower() == "jsonapi":
+    jsonapi = (envelope or "").lower() == "jsonapi"
+    if jsonapi:
         body = {
             "data": {"type": "RealTimeProductReportJobStatus", "attributes": attributes},
             "warnings": [problem_json(w, trace) for w in warnings],
             "errors": [],
         }
     else:
+        # the source's three fields, plus the warnings when there are some
         body = attributes
+        if warnings:
+            body["warnings"] = [problem_json(w, trace) for w in warnings]
     headers = dict(extra_headers or {})
     if retry_after is not None and job.status is JobStatus.PENDING:
         headers["Retry-After"] = str(retry_after)
-    if warnings and body is attributes:
-        headers["Warning"] = "; ".join(f'299 mpo "{w.detail}"' for w in warnings)[:2000]
+    if warnings and not jsonapi and (value := warning_header(warnings)):
+        headers["Warning"] = value
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
@@ -95,6 +104,39 @@ def _reuse_headers(created: CreatedExport) -> dict[str, str]:
     if not created.reused:
         return {REUSED_HEADER: "false"}
     return {REUSED_HEADER: "true", "Age": str(created.age_seconds)}
+
+
+#: the longest ``Warning`` header sent; the body holds every warning whole
+WARNING_HEADER_MAX = 2000
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an HTTP quoted-string of printable ASCII.
+
+    Details quote client input (an unknown attribute's name), which may hold any
+    character: non-ASCII ones are escaped (``€`` as ``\u20ac``), control characters
+    too, so that the header always encodes and never splits.
+    """
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    printable = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in escaped)
+    return '"' + printable.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def warning_header(warnings: Sequence[Problem]) -> str:
+    """The ``Warning`` header (code 299) of ``warnings``: printable ASCII, bounded.
+
+    As many warnings as fit in ``WARNING_HEADER_MAX`` characters (each detail cut to
+    200 characters), possibly none; the body always holds them all.
+    """
+    kept: list[str] = []
+    size = 0
+    for warning in warnings:
+        item = f"299 mpo {_quoted(warning.detail[:200])}"
+        if size + len(item) + 2 > WARNING_HEADER_MAX:
+            break
+        kept.append(item)
+        size += len(item) + 2
+    return ", ".join(kept)
 
 
 @router.post(

@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS rollup (
     product_id VARCHAR NOT NULL,
     displays BIGINT NOT NULL,
     clicks BIGINT NOT NULL,
-    cost DOUBLE NOT NULL
+    cost DECIMAL(18, 9) NOT NULL
 );
 CREATE TABLE IF NOT EXISTS catalog (
     advertiser_id BIGINT NOT NULL,
@@ -36,12 +36,28 @@ CREATE TABLE IF NOT EXISTS ingest_keys (
 );
 
 -- name: insert_aggregated
--- Pre-aggregates a flush so that one roll-up row stands for each key of the flush.
+-- Pre-aggregates a flush so that one roll-up row stands for each key of the flush; a key
+-- whose sums would pass a row's range keeps its rows as they came (fold only what fits).
 INSERT INTO rollup
+WITH sums AS (
+    SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+           sum(displays) AS displays, sum(clicks) AS clicks, sum(cost) AS cost
+    FROM incoming
+    GROUP BY ALL
+), folded AS (
+    SELECT *, displays <= 9223372036854775807 AND clicks <= 9223372036854775807
+              AND cost <= 999999999.999999999 AS fits
+    FROM sums
+)
 SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
-       sum(displays)::BIGINT, sum(clicks)::BIGINT, sum(cost)
-FROM incoming
-GROUP BY ALL;
+       displays::BIGINT, clicks::BIGINT, cost::DECIMAL(18, 9)
+FROM folded WHERE fits
+UNION ALL
+SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+       i.displays, i.clicks, i.cost
+FROM incoming AS i
+JOIN folded AS f USING (minute, advertiser_id, partner_id, campaign_id, seller_id, product_id)
+WHERE NOT f.fits;
 
 -- name: insert_raw
 INSERT INTO rollup
@@ -79,15 +95,50 @@ SELECT key, events, digest FROM ingest_keys WHERE list_contains($keys, key);
 INSERT INTO ingest_keys VALUES ($key, $events, $digest, $created_at);
 
 -- name: compact
--- Folds the rows of [lo, hi) into one row per roll-up key.
+-- Folds the rows of [lo, hi) into one row per roll-up key, as insert_aggregated does:
+-- a key whose sums would pass a row's range keeps its rows.
 CREATE TEMP TABLE compacted AS
+WITH ranged AS (
+    SELECT * FROM rollup WHERE minute >= $lo AND minute < $hi
+), sums AS (
+    SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+           sum(displays) AS displays, sum(clicks) AS clicks, sum(cost) AS cost
+    FROM ranged
+    GROUP BY ALL
+), folded AS (
+    SELECT *, displays <= 9223372036854775807 AND clicks <= 9223372036854775807
+              AND cost <= 999999999.999999999 AS fits
+    FROM sums
+)
 SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
-       sum(displays)::BIGINT AS displays, sum(clicks)::BIGINT AS clicks, sum(cost) AS cost
-FROM rollup WHERE minute >= $lo AND minute < $hi
-GROUP BY ALL;
+       displays::BIGINT AS displays, clicks::BIGINT AS clicks, cost::DECIMAL(18, 9) AS cost
+FROM folded WHERE fits
+UNION ALL
+SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
+       r.displays, r.clicks, r.cost
+FROM ranged AS r
+JOIN folded AS f USING (minute, advertiser_id, partner_id, campaign_id, seller_id, product_id)
+WHERE NOT f.fits;
 DELETE FROM rollup WHERE minute >= $lo AND minute < $hi;
 INSERT INTO rollup SELECT * FROM compacted;
 DROP TABLE compacted;
+
+-- name: cost_type
+SELECT data_type FROM duckdb_columns()
+WHERE table_name = 'rollup' AND column_name = 'cost' AND schema_name = 'main';
+
+-- name: migrate_cost
+-- Stores made before costs were exact kept them as DOUBLE. Rows whose cost no
+-- DECIMAL(18, 9) can hold (not finite, negative, a billion or more) are moved aside to
+-- rollup_quarantine, untouched; the others are rounded to 9 decimals, which also drops
+-- the float noise of their sums.
+CREATE TABLE IF NOT EXISTS rollup_quarantine AS SELECT * FROM rollup LIMIT 0;
+INSERT INTO rollup_quarantine
+SELECT * FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 1e9);
+DELETE FROM rollup WHERE NOT (isfinite(cost) AND cost >= 0 AND cost < 1e9);
+-- The conversion also visits the rows deleted in this transaction: they convert to 0.
+ALTER TABLE rollup ALTER cost SET DATA TYPE DECIMAL(18, 9)
+USING CASE WHEN isfinite(cost) AND cost >= 0 AND cost < 1e9 THEN cost ELSE 0 END;
 
 -- name: purge_rollup
 DELETE FROM rollup WHERE minute < $before;
