@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit browser bench clean
+.PHONY: run test lint typecheck unit browser bench console-screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,18 @@ unit: $(STAMP) browser
 test: lint typecheck unit
 
 # Benchmarks are long and measure this machine: run them by hand, figures in docs/benchmarks.md.
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python benchmarks/bench_writers.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_exports.py
 	$(BIN)/python benchmarks/bench_poll_cpu.py
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/bench_console.py
+
+# docs/console.png: the console with a real chart (simulated traffic, real server, Chromium)
+console-screenshot: $(STAMP) browser
+	$(BIN)/python -m tests.integration.console_screenshot docs/console.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -2,14 +2,17 @@
 
 Playwright's own browser download cannot work on these machines, so the system's
 Chromium is launched through ``executable_path``. The background-networking flags keep
-Chromium from calling out (this machine's closed network refuses those connections);
-Playwright gives every launch a fresh, temporary profile directory of its own.
+Chromium from calling out (this machine's closed network refuses those connections).
+Each launch gets a fresh profile directory; its pages share the HTTP cache (the chart
+library is fetched and compiled once per module, not once per test), while each page
+(browser tab) has its own sessionStorage, so every test signs in afresh.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import BrowserContext, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,17 +68,25 @@ def require_browser() -> None:
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
-    """One headless Chromium for a module of tests (or a script), closed at the end."""
+def chromium(**options: Any) -> Iterator[BrowserContext]:
+    """One headless Chromium on a fresh profile, for a module of tests or a script.
+
+    ``options`` are Playwright's context options (``locale``, ``timezone_id``,
+    ``viewport``). The profile directory is deleted when the browser has closed.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or CHROMIUM)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with tempfile.TemporaryDirectory(prefix="mpo-chromium-") as profile:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=executable, args=CHROMIUM_ARGS, **options
+            )
+            try:
+                context.add_init_script(WATCH_SCRIPT)
+                yield context
+            finally:
+                context.close()
 
 
 class Watched:

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.integration.browser import WATCH_SCRIPT, Watched, chromium, require_browser
+from tests.integration.browser import Watched, chromium, require_browser
 from tests.integration.server import Server, create_client
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import BrowserContext, Page
 
 pytestmark = pytest.mark.slow
 
@@ -100,19 +100,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+def browser(served: Served) -> Iterator[BrowserContext]:
+    """Chromium in the zone of Paris (the console's default zone is the browser's)."""
+    with chromium(
+        locale="en-US", timezone_id=ZONE, viewport={"width": 1360, "height": 1000}
+    ) as context:
+        yield context
 
 
 @pytest.fixture
-def page(browser: Browser, served: Served) -> Iterator[Page]:
-    """A fresh context (own storage) in the zone of Paris; no CSP violation, no error."""
-    context = browser.new_context(
-        locale="en-US", timezone_id=ZONE, viewport={"width": 1360, "height": 1000}
-    )
-    context.add_init_script(WATCH_SCRIPT)
-    opened = context.new_page()
+def page(browser: BrowserContext, served: Served) -> Iterator[Page]:
+    """A new tab (its own sessionStorage) at ``/``; no CSP violation, error or dialog."""
+    opened = browser.new_page()
     opened.set_default_timeout(WAIT_MS)
     watched = Watched(opened)
     opened.goto(f"{served.base}/")
@@ -122,7 +121,7 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
         assert watched.errors == []
         assert watched.dialogs == []
     finally:
-        context.close()
+        opened.close()
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -260,6 +259,7 @@ def test_console_sign_in_shows_the_clients_scope_and_sign_out_forgets_the_token(
     assert page.get_by_label("Time zone", exact=True).input_value() == ZONE
     assert page.evaluate("sessionStorage.getItem('mpo-console.session')") is not None
     assert page.context.cookies() == []
+    assert page.evaluate("localStorage.length") == 0
     page.get_by_role("button", name="Sign out").click()
     page.locator("#signin-form").wait_for()
     assert page.evaluate("sessionStorage.getItem('mpo-console.session')") is None

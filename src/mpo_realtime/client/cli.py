@@ -146,6 +146,8 @@ def _print_demo_help(settings: Settings, creds: dict[str, object]) -> None:
         f'{{"advertiserIds":["{first}"],"dimensions":["campaignId","hour"],'
         f'"lookbackWindow":180}}}}}}\''
     )
+    # The reports console: sign in there with the demo client's client_id and client_secret.
+    console.print(f"console: {base}/console (sign in with the demo client's ID and secret)")
 
 
 @app.command()

@@ -95,12 +95,16 @@ export class Api {
     const body = JSON.stringify({ data: { type: 'RealTimeProductReportJob', attributes } });
     const response = await this.send(`${this.statsPath}/realtime-reports/export`, { method: 'POST', headers, body });
     const answer = await response.json();
+    const job = answer.data.attributes;
     const age = Number(response.headers.get('age'));
+    // X-MPO-Reused says whether an earlier identical export was answered; a server
+    // without that header reuses too, and then answers Done at once.
+    const reusedHeader = response.headers.get('x-mpo-reused');
     return {
-      ...answer.data.attributes,
+      ...job,
       warnings: answer.warnings || [],
-      reused: (response.headers.get('x-mpo-reused') || '').toLowerCase() === 'true',
-      ageSeconds: Number.isFinite(age) && response.headers.has('age') ? age : null,
+      reused: reusedHeader === null ? job.status === 'Done' : reusedHeader.toLowerCase() === 'true',
+      ageSeconds: response.headers.has('age') && Number.isFinite(age) ? age : null,
     };
   }
 

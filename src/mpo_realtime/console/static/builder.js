@@ -57,7 +57,7 @@ export function describe(attributes) {
 export function problemNode(problem) {
   return el(
     'p',
-    { className: 'problem' },
+    { className: problem.warning ? 'problem warning' : 'problem' },
     el('strong', {}, problem.title || 'Error'),
     ' ',
     el('code', {}, problem.code || ''),
@@ -85,12 +85,17 @@ export class Builder {
       }));
     form.querySelectorAll('input[name=interval]').forEach((radio) =>
       radio.addEventListener('change', () => this.showInterval()));
-    form.querySelector('#advertisers-all').addEventListener('click', () => {
+    this.allToggle = form.querySelector('#advertisers-all');
+    this.allToggle.addEventListener('click', () => {
       const boxes = [...this.advertisers.querySelectorAll('input')];
       const all = boxes.every((box) => box.checked);
       boxes.forEach((box) => { box.checked = !all; });
+      this.labelAllToggle();
     });
-    form.addEventListener('change', () => this.explainDimensions());
+    form.addEventListener('change', () => {
+      this.explainDimensions();
+      this.labelAllToggle();
+    });
     this.fillZones();
     this.showInterval();
     this.explainDimensions();
@@ -113,6 +118,12 @@ export class Builder {
   setAdvertisers(ids) {
     this.advertisers.replaceChildren(...ids.map((id) =>
       el('label', { className: 'choice' }, el('input', { type: 'checkbox', name: 'advertiser', value: id, checked: true }), ` ${id}`)));
+    this.labelAllToggle();
+  }
+
+  labelAllToggle() {
+    const boxes = [...this.advertisers.querySelectorAll('input')];
+    this.allToggle.textContent = boxes.length && boxes.every((box) => box.checked) ? 'Select none' : 'Select all';
   }
 
   dimensions() {

@@ -38,10 +38,15 @@ export function loadChartLibrary(url) {
   return loading;
 }
 
+/** Markers help to read a few points; on long series they only blur the line. */
+const MARKERS_UP_TO = 90;
+
 function lineFigure(summary, zone) {
+  const longest = Math.max(0, ...summary.series.map((s) => s.x.length), summary.others?.x.length ?? 0);
+  const mode = longest <= MARKERS_UP_TO ? 'lines+markers' : 'lines';
   const traces = summary.series.map((series) => ({
     type: 'scatter',
-    mode: 'lines+markers',
+    mode,
     name: chartText(series.name, LABEL_LIMIT),
     hovertext: chartText(series.name),
     hovertemplate: '%{hovertext}<br>%{x}<br>%{y}<extra></extra>',
@@ -51,7 +56,7 @@ function lineFigure(summary, zone) {
   if (summary.others) {
     traces.push({
       type: 'scatter',
-      mode: 'lines+markers',
+      mode,
       name: `others (${summary.others.count})`,
       line: { dash: 'dot', color: '#6b7280' },
       marker: { color: '#6b7280' },

@@ -4,7 +4,6 @@
 
 import { Api, ApiError } from './api.js';
 import { Builder, problemNode } from './builder.js';
-import { loadChartLibrary } from './chart.js';
 import { Dataset } from './dataset.js';
 import { ExportList } from './exports.js';
 import { formatAge, formatBytes, show } from './format.js';
@@ -88,7 +87,15 @@ async function startSession(saved) {
   renderClock();
   clearInterval(clockTimer);
   clockTimer = setInterval(renderClock, 1000);
-  loadChartLibrary(body.dataset.chartLibrary).catch(() => {});
+  warmChartLibrary();
+}
+
+/**
+ * Downloads the chart library into the HTTP cache without running it: it is large, and
+ * parsing it would hold up the page right after sign-in. The first chart runs it.
+ */
+function warmChartLibrary() {
+  fetch(body.dataset.chartLibrary).then((r) => r.blob()).catch(() => {});
 }
 
 api.onUnauthorized = () => endSession('Your session has expired or was revoked. Sign in again to go on.');
@@ -106,7 +113,7 @@ $('#signin-form').addEventListener('submit', async (event) => {
     const saved = { token: token.accessToken, expiresAt: Date.now() + token.expiresIn * 1000, clientId };
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(saved));
     await startSession(saved);
-    $('#builder-title').focus();
+    $('#builder-title').focus({ preventScroll: true });
   } catch (error) {
     const problems = error instanceof ApiError ? error.problems : [{ title: 'Error', code: 'console', detail: error.message }];
     errors.replaceChildren(...problems.map(problemNode));
@@ -161,7 +168,7 @@ async function runReport({ live: isLive = false } = {}) {
     throw error;
   }
   if (mine !== runs) return;
-  if (job.warnings.length) builder.showProblems(job.warnings.map((w) => ({ ...w, title: `Warning: ${w.title}` })), { focus: false });
+  if (job.warnings.length) builder.showProblems(job.warnings.map((w) => ({ ...w, title: `Warning: ${w.title}`, warning: true })), { focus: false });
   exportList.record(job, { live: isLive });
   if (job.status !== 'Done') {
     result.showEnd(`${job.status}${job.message ? `: ${job.message}` : ''} · export ${job.exportId}`);

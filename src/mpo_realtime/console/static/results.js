@@ -108,6 +108,10 @@ export class ResultView {
     this.job = job;
     this.summary = summary;
     this.fetchedAt = Date.now();
+    Object.assign(this.root.dataset, {
+      rows: summary.total, bytes: summary.bytes,
+      fetchMs: Math.round(summary.timings.fetchMs), readMs: Math.round(summary.timings.readMs),
+    });
     if (!sameShape) {
       this.sort = { column: null, descending: false };
       this.offset = 0;
@@ -183,6 +187,8 @@ export class ResultView {
     this.root.querySelector('#page-prev').disabled = this.offset === 0;
     this.root.querySelector('#page-next').disabled = this.offset + shown >= summary.kept;
     this.root.querySelector('#page-last').disabled = this.offset + shown >= summary.kept;
+    // what the table shows now (sort column, direction, first row), for scripts to wait on
+    this.table.dataset.view = `${this.sort.column ?? ''}:${this.sort.descending}:${this.offset}`;
   }
 
   async renderChart() {
