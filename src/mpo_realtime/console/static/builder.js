@@ -185,7 +185,10 @@ export class Builder {
     let first = null;
     for (const problem of problems) {
       const name = (ATTRIBUTE.exec(problem.source?.pointer || '') || NAMED_IN_DETAIL.exec(problem.detail || '') || [])[1];
-      const box = (name && this.form.querySelector(`[data-errors-for="${name}"]`)) || this.global;
+      const near = name && this.form.querySelector(`[data-errors-for="${name}"]`);
+      // a field of the interval not in use (startDate while "Last minutes" is chosen)
+      // cannot show its problem: the top of the form does
+      const box = near && !near.closest('[hidden]:not(.problems)') ? near : this.global;
       box.append(problemNode(problem));
       show(box);
       const field = name && this.form.querySelector(`[data-field="${name}"]`);

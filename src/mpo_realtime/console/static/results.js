@@ -99,6 +99,14 @@ export class ResultView {
    * or {failed} with the API's answer when the download was refused.
    */
   async showExport(job, token, url, { keepView = false } = {}) {
+    if (keepView && this.summary && this.job?.exportId === job.exportId) {
+      // a live refresh answered with the export already shown (reused): same file
+      this.job = { ...job, durationMs: this.job.durationMs, reused: true };
+      this.setStatus(this.doneText(), 'done');
+      this.startAgeTicker();
+      this.setState('ready', job.exportId);
+      return this.summary;
+    }
     clearInterval(this.ticker);
     this.setState('loading', job.exportId);
     this.setStatus(`Done in ${formatDuration(job.durationMs)} · downloading…`, 'pending');
@@ -119,18 +127,20 @@ export class ResultView {
     const metrics = summary.columns.filter((_, c) => summary.kinds[c] === 'metric');
     const chosen = metrics.includes(this.metric.value) ? this.metric.value : metrics[0];
     this.metric.replaceChildren(...metrics.map((m) => el('option', { value: m, selected: m === chosen }, m)));
-    const reused = job.reused ? ' · reused export' : '';
-    this.setStatus(
-      `Done in ${formatDuration(job.durationMs)} · ${formatCount(summary.total)} rows · ` +
-        `${formatBytes(summary.bytes)} ${summary.format.toUpperCase()}${reused} · export ${job.exportId}`,
-      'done',
-    );
+    this.setStatus(this.doneText(), 'done');
     show(this.body);
     this.renderHead();
     await Promise.all([this.renderPage(), this.renderChart()]);
     this.startAgeTicker();
     if (summary === this.summary) this.setState('ready', job.exportId);
     return summary;
+  }
+
+  doneText() {
+    const { job, summary } = this;
+    const reused = job.reused ? ' · reused export' : '';
+    return `Done in ${formatDuration(job.durationMs)} · ${formatCount(summary.total)} rows · ` +
+      `${formatBytes(summary.bytes)} ${summary.format.toUpperCase()}${reused} · export ${job.exportId}`;
   }
 
   startAgeTicker() {
@@ -205,7 +215,6 @@ export class ResultView {
     const description = await drawChart(this.chart, figure, { libraryUrl: this.libraryUrl, zone });
     const partial = summary.kept < summary.total ? ` It covers the first ${formatCount(summary.kept)} rows.` : '';
     this.chartCaption.textContent = description + partial;
-    this.chart.setAttribute('aria-label', description);
   }
 
   goTo(offset) {
