@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from tests.integration import browser
 @pytest.fixture
 def no_chromium(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(browser, "CHROMIUM", Path("/nonexistent/chromium"))
-    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
 
 
 @pytest.mark.usefixtures("no_chromium")

@@ -292,7 +292,8 @@ function barChart(metric, keyColumns) {
 
 const operations = {
   async load({ url, token, keep }) {
-    data = null;
+    // The rows shown until now stay until the new file is read: the page may still ask
+    // for another page of them meanwhile (a live refresh runs while the reader pages).
     const started = performance.now();
     const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store', credentials: 'omit' });
     if (!response.ok) {
@@ -324,6 +325,7 @@ const operations = {
   },
 
   page({ column, descending, offset, limit }) {
+    if (!data) return null;
     const order = sortedOrder(column, descending);
     const rows = [];
     for (let k = offset; k < Math.min(offset + limit, order.length); k += 1) rows.push(data.rows[order[k]]);
@@ -331,6 +333,7 @@ const operations = {
   },
 
   chart({ metric }) {
+    if (!data) return null;
     const column = data.columns.indexOf(metric);
     if (column < 0) return null;
     const timeColumn = data.kinds.indexOf('time');

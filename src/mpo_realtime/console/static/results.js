@@ -111,7 +111,12 @@ export class ResultView {
     this.setState('loading', job.exportId);
     this.setStatus(`Done in ${formatDuration(job.durationMs)} · downloading…`, 'pending');
     const summary = await this.dataset.load(url, token, KEEP_ROWS);
-    if (summary.failed) return summary;
+    if (summary.failed) {
+      this.summary = null;
+      show(this.body, false);
+      show(this.age, false);
+      return summary;
+    }
     const sameShape = keepView && this.summary && this.summary.columns.join() === summary.columns.join();
     this.job = job;
     this.summary = summary;
@@ -180,7 +185,7 @@ export class ResultView {
   async renderPage() {
     const summary = this.summary;
     const page = await this.dataset.page(this.sort.column, this.sort.descending, this.offset, this.limit());
-    if (summary !== this.summary) return;
+    if (!page || summary !== this.summary) return;
     const { columns, kinds } = summary;
     const body = this.table.querySelector('tbody');
     body.replaceChildren(...page.rows.map((values) =>
@@ -218,6 +223,7 @@ export class ResultView {
   }
 
   goTo(offset) {
+    if (!this.summary) return Promise.resolve();
     const last = Math.max(0, this.kept() - 1);
     this.offset = Math.max(0, Math.min(offset, Math.floor(last / this.limit()) * this.limit()));
     return this.renderPage();
