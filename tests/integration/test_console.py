@@ -404,6 +404,17 @@ def test_console_downloads_each_format(page: Page, served: Served, tmp_path: Pat
     listed = page.locator("#exports-table tbody tr")
     assert listed.count() == 2
     assert csv_id in listed.nth(0).inner_text() and export_id in listed.nth(1).inner_text()
+    cells = listed.nth(1).locator("td").all_inner_texts()
+    assert cells[2] == "Done" and cells[3] == str(len(rows))
+    assert cells[4].endswith(("B", "kB")) and cells[5].endswith(" s")
+    # Open brings an earlier export back into the result panel.
+    page.get_by_role("button", name="Open the CSV export").click()
+    page.wait_for_function(
+        "(id) => { const r = document.querySelector('#result');"
+        " return r.dataset.state === 'ready' && r.dataset.exportId === id; }",
+        arg=csv_id,
+    )
+    assert page.locator("#job-status").inner_text().find("CSV") > 0
 
 
 def test_console_forbidden_dimensions_are_explained_then_refused_by_the_api(
@@ -466,6 +477,22 @@ def test_console_live_view_shows_a_minute_ingested_after_it_started(
     assert page.get_attribute("#result", "data-export-id") != first
     assert expected.replace(" ", "T") in page.locator("#data-age").inner_text()
     assert "next refresh" in page.locator("#live-status").inner_text()
+    # A hidden tab pauses the live view; shown again, it refreshes at once.
+    page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#live-status').textContent.includes('paused')"
+    )
+    shown = page.get_attribute("#result", "data-export-id")
+    page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+    page.wait_for_function(
+        "(id) => document.querySelector('#result').dataset.exportId !== id", arg=shown
+    )
     page.get_by_label("Live view", exact=True).uncheck()
     assert page.locator("#live-status").inner_text() == ""
 
