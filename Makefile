@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=8090` serves on another port (as does MPO_PORT=8090 in the environment)
 PORT ?=
 
-.PHONY: run test lint typecheck unit services bench clean
+.PHONY: run test lint typecheck unit services browser bench console-screenshot clean
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON) (once)"
@@ -58,19 +58,39 @@ services:
 		  apt-get install -y -q --no-install-recommends $$missing >/dev/null; } || \
 		echo "==> Could not install$$missing: the tests that need them may be skipped"
 
-unit: $(STAMP) services
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download cannot work here). Installed when absent and we may; else those tests
+# skip and say why (on CI, CI=true, they fail instead).
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the console's browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	      >/dev/null || echo "chromium could not be installed"; \
+	  else echo "chromium is absent and cannot be installed here (not root or no apt-get)"; fi; \
+	fi
+
+unit: $(STAMP) services browser
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
 # Benchmarks are long and measure this machine: run them by hand, figures in docs/benchmarks.md.
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python benchmarks/bench_writers.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_exports.py
 	$(BIN)/python benchmarks/bench_poll_cpu.py
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/bench_console.py
+
+# docs/console.png: the console with a real chart (simulated traffic, real server, Chromium)
+console-screenshot: $(STAMP) browser
+	$(BIN)/python -m tests.integration.console_screenshot docs/console.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -239,10 +239,15 @@ def _open_and_serve(
 def _listening(settings: Settings, quick_start: str | None, say: Callable[[str], None]) -> None:
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     base = f"http://{host}:{settings.port}"
-    say(f"listening on {base} (API browser: {base}/docs); Ctrl+C stops")
+    say(f"listening on {base} (reports console: {base}/console, API browser: {base}/docs)")
+    say("Ctrl+C stops")
     if quick_start is not None:
         say(
             f"\nTry it: the demo client is in {settings.demo_client_path}; "
             "paste this into another terminal, in this directory:\n"
         )
         say(quick_start)
+        say(
+            f"\nOr open {base}/console in a browser and sign in with the demo client's "
+            f"client_id and client_secret (from {settings.demo_client_path})."
+        )

@@ -13,7 +13,8 @@ ALLOWED = {
     "domain": set(),
     "store": {"domain"},
     "exports": {"domain", "store"},
-    "api": {"domain", "store", "exports", "services", "settings"},
+    "console": {"domain"},
+    "api": {"domain", "store", "exports", "services", "settings", "console"},
 }
 
 

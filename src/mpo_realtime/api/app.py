@@ -16,8 +16,9 @@ from mpo_realtime.api.direct import DirectDispatch
 from mpo_realtime.api.edge import EdgeMiddleware
 from mpo_realtime.api.errors import install_error_handlers
 from mpo_realtime.api.metrics import router as metrics_router
-from mpo_realtime.api.routes import health, ingest, oauth, reports
+from mpo_realtime.api.routes import health, ingest, me, oauth, reports
 from mpo_realtime.api.schemas import refine_openapi
+from mpo_realtime.console import console_router
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 
@@ -85,8 +86,19 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    app.include_router(me.router)
+    # The console calls the public API like any integrator, on its first version.
+    app.include_router(
+        console_router(
+            stats_path=reports.BASE.replace("{version}", "preview"),
+            me_path="/preview/me",
+            token_path="/oauth2/token",
+        )
+    )
     _describe_truthfully(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Level 1: downloads of export files are the large answers, and level 9 took ten times
+    # as long for a file 9 % smaller (40 MB: 58 s against 6.9 s on a loaded machine).
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     if direct:
         app.add_middleware(DirectDispatch, routes=reports.direct_routes())
     app.add_middleware(EdgeMiddleware)

@@ -95,6 +95,7 @@ ERRORS_BY_OPERATION: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", f"{_STATS}/report-jobs/{{reportId}}"): (401, 403, 404, 429, 500, 503),
     ("get", f"{_STATS}/realtime-reports/{{reportId}}"): (401, 403, 404, 409, 410, 429, 500, 503),
     ("post", "/ingest/v1/events"): (400, 401, 403, 408, 409, 413, 429, 500, 503),
+    ("get", "/{version}/me"): (401, 403, 404, 429, 500, 503),
     ("get", "/health"): (),
     ("get", "/ready"): (503,),
 }
