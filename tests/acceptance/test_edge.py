@@ -222,6 +222,7 @@ def test_openapi_has_the_client_credentials_scheme(api: Api) -> None:
         ("get", f"{base}/report-jobs/{{reportId}}"),
         ("get", f"{base}/realtime-reports/{{reportId}}"),
         ("post", "/ingest/v1/events"),
+        ("get", "/{version}/me"),
     }
 
 
