@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, BinaryIO, Self, TypeVar, Unpack
 
 import anyio
 import httpx
@@ -96,6 +96,7 @@ class AsyncReportClient(BaseReportClient):
         self,
         *,
         path: str | os.PathLike[str] | None = None,
+        file: BinaryIO | None = None,
         timeout: float = 600.0,
         on_status: StatusCallback | None = None,
         reuse: bool = True,
@@ -103,14 +104,16 @@ class AsyncReportClient(BaseReportClient):
     ) -> ExportResult:
         """Create an export, wait until it is Done and download it.
 
-        The file is kept in memory (``result.content``) or, with ``path``, streamed to a
-        temporary file beside it and renamed into place once complete. ``reuse=False``
+        The file is kept in memory (``result.content``); or, with ``path``, streamed to
+        a temporary file beside it and renamed into place once complete; or streamed into
+        ``file``, an open binary file (standard output, a pipe, an upload stream). ``reuse=False``
         asks for fresh data (``Cache-Control: no-cache``) instead of an identical recent
         export. ``on_status`` is called with every create and poll answer.
         """
         flow = self._export_flow(
             report_attributes(**report),
             path=Path(path) if path is not None else None,
+            file=file,
             timeout=timeout,
             on_status=on_status,
             reuse=reuse,
@@ -132,11 +135,21 @@ class AsyncReportClient(BaseReportClient):
         return await self._run(self._wait_flow(export_id, timeout=timeout, on_status=on_status))
 
     async def download(
-        self, export_id: str, path: str | os.PathLike[str] | None = None
+        self,
+        export_id: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        file: BinaryIO | None = None,
     ) -> ExportResult:
-        """Download a Done export (``NotReady`` before): into memory, or whole to ``path``."""
+        """Download a Done export (``NotReady`` before): into memory, whole to ``path``,
+        or streamed into ``file``. After ``wait``, this resumes a job by its ID."""
         target = Path(path) if path is not None else None
-        return await self._run(self._download_flow(export_id, target))
+        return await self._run(self._download_flow(export_id, target, file=file))
+
+    async def authenticate(self) -> None:
+        """Fetch an access token now, to fail fast (``AuthenticationError``) on bad
+        credentials; other calls fetch one themselves when needed."""
+        await self._token()
 
     # -- performing actions -----------------------------------------------------------
 

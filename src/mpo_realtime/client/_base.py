@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -290,12 +290,18 @@ class BaseReportClient:
             status = yield from self._status_flow(export_id)
 
     def _download_flow(
-        self, export_id: str, path: Path | None, *, timezone: str | None = None
+        self,
+        export_id: str,
+        path: Path | None,
+        *,
+        file: BinaryIO | None = None,
+        timezone: str | None = None,
     ) -> Flow[ExportResult]:
-        """Stream the file into memory or into ``path`` (whole, or not at all).
+        """Stream the file into memory, into ``path`` (whole, or not at all) or ``file``.
 
         A body cut short (connection lost, or a file that does not end as a whole CSV or
-        JSON file does) is fetched again from the start, as the retry policy allows.
+        JSON file does) is fetched again from the start, as the retry policy allows,
+        unless part of it already went into ``file``, which cannot be taken back.
         """
         attempt = 0
         while True:
@@ -303,7 +309,7 @@ class BaseReportClient:
             response = yield from self._call_flow(
                 "GET", f"/realtime-reports/{export_id}", stream=True
             )
-            receiver = _Receiver(response.headers.get("content-type", ""), path)
+            receiver = _Receiver(response.headers.get("content-type", ""), path, file)
             try:
                 yield Drain(response, receiver)
                 rows = receiver.finish()
@@ -320,12 +326,12 @@ class BaseReportClient:
                     encoding=response.headers.get("content-encoding"),
                     timezone=timezone,
                     trace_id=response.headers.get("x-trace-id"),
-                    _content=None if path is not None else bytes(receiver.buffer),
+                    _content=bytes(receiver.buffer) if path is None and file is None else None,
                 )
             finally:
                 receiver.discard()
             delay = self.retry.delay(attempt, None, self._rng)
-            if delay is None:
+            if delay is None or (file is not None and receiver.size):
                 raise TransportError(f"download of {export_id} cut short: {failure}") from failure
             log.warning("download of %s cut short (%s); again in %.2f s", export_id, failure, delay)
             yield Sleep(delay)
@@ -335,6 +341,7 @@ class BaseReportClient:
         attributes: Mapping[str, object],
         *,
         path: Path | None,
+        file: BinaryIO | None,
         timeout: float,
         on_status: StatusCallback | None,
         reuse: bool,
@@ -346,7 +353,10 @@ class BaseReportClient:
         zone = attributes.get("timezone")
         return (
             yield from self._download_flow(
-                created.export_id, path, timezone=zone if isinstance(zone, str) else None
+                created.export_id,
+                path,
+                file=file,
+                timezone=zone if isinstance(zone, str) else None,
             )
         )
 
@@ -354,20 +364,23 @@ class BaseReportClient:
 class _Receiver:
     """Where a download's chunks go: counted and checked, then into a file or memory."""
 
-    def __init__(self, content_type: str, path: Path | None) -> None:
+    def __init__(self, content_type: str, path: Path | None, file: BinaryIO | None) -> None:
         self.content_type = content_type
         self.counter = RowCounter(format_of(content_type))
         self.target = AtomicFile(path) if path is not None else None
         self.buffer = bytearray()
         self.size = 0
+        if self.target is not None:
+            self.write: Callable[[bytes], object] = self.target.write
+        elif file is not None:
+            self.write = file.write
+        else:
+            self.write = self.buffer.extend
 
     def __call__(self, chunk: bytes) -> None:
         self.counter.feed(chunk)
+        self.write(chunk)
         self.size += len(chunk)
-        if self.target is not None:
-            self.target.write(chunk)
-        else:
-            self.buffer.extend(chunk)
 
     def finish(self) -> int | None:
         """The row count, once the body is known whole; the file is then renamed in."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, BinaryIO, Self, TypeVar, Unpack
 
 import httpx
 
@@ -97,6 +97,7 @@ class ReportClient(BaseReportClient):
         self,
         *,
         path: str | os.PathLike[str] | None = None,
+        file: BinaryIO | None = None,
         timeout: float = 600.0,
         on_status: StatusCallback | None = None,
         reuse: bool = True,
@@ -104,14 +105,16 @@ class ReportClient(BaseReportClient):
     ) -> ExportResult:
         """Create an export, wait until it is Done and download it.
 
-        The file is kept in memory (``result.content``) or, with ``path``, streamed to a
-        temporary file beside it and renamed into place once complete. ``reuse=False``
+        The file is kept in memory (``result.content``); or, with ``path``, streamed to
+        a temporary file beside it and renamed into place once complete; or streamed into
+        ``file``, an open binary file (standard output, a pipe, an upload stream). ``reuse=False``
         asks for fresh data (``Cache-Control: no-cache``) instead of an identical recent
         export. ``on_status`` is called with every create and poll answer.
         """
         flow = self._export_flow(
             report_attributes(**report),
             path=Path(path) if path is not None else None,
+            file=file,
             timeout=timeout,
             on_status=on_status,
             reuse=reuse,
@@ -132,10 +135,22 @@ class ReportClient(BaseReportClient):
         """Poll until Done; raises ``ExportFailed``, ``Expired`` or ``WaitTimeout``."""
         return self._run(self._wait_flow(export_id, timeout=timeout, on_status=on_status))
 
-    def download(self, export_id: str, path: str | os.PathLike[str] | None = None) -> ExportResult:
-        """Download a Done export (``NotReady`` before): into memory, or whole to ``path``."""
+    def download(
+        self,
+        export_id: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        file: BinaryIO | None = None,
+    ) -> ExportResult:
+        """Download a Done export (``NotReady`` before): into memory, whole to ``path``,
+        or streamed into ``file``. After ``wait``, this resumes a job by its ID."""
         target = Path(path) if path is not None else None
-        return self._run(self._download_flow(export_id, target))
+        return self._run(self._download_flow(export_id, target, file=file))
+
+    def authenticate(self) -> None:
+        """Fetch an access token now, to fail fast (``AuthenticationError``) on bad
+        credentials; other calls fetch one themselves when needed."""
+        self._token()
 
     # -- performing actions -----------------------------------------------------------
 
