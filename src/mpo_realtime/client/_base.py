@@ -98,7 +98,8 @@ Action = Send | Sleep | Drain | ReadBody | Close | Token
 Flow = Generator[Action, Any, T]
 StatusCallback = Callable[[ExportStatus], None]
 
-#: a token is replaced this long before it expires (or at a tenth of its life if shorter)
+#: a token is replaced this long before it expires, or a tenth of its life if shorter, plus
+#: a second: ``expires_in`` is whole seconds, so a token can end up to a second sooner
 TOKEN_MARGIN_SECONDS = 60.0
 
 
@@ -158,7 +159,7 @@ class BaseReportClient:
             token, lifetime = str(answer["access_token"]), float(answer["expires_in"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ClientError(f"unexpected token answer: {response.text[:200]!r}") from exc
-        margin = min(TOKEN_MARGIN_SECONDS, lifetime / 10)
+        margin = min(TOKEN_MARGIN_SECONDS, lifetime / 10 + 1.0)
         self._access_token = token
         self._token_renew_at = time.monotonic() + lifetime - margin
         return token
