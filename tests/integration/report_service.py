@@ -23,7 +23,7 @@ from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.services import client_service
 from mpo_realtime.settings import Settings
 from mpo_realtime.store.simulator import World
-from tests.integration.server import Server, create_client, free_port, mpo
+from tests.integration.server import Server, free_port, mpo
 
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
 #: the advertisers of the simulated world of seed 7 (``mpo simulate``'s default)
@@ -52,20 +52,9 @@ class ReportService:
     def new_client_credentials(
         self, advertisers: list[str] | None = None, *, requests_per_minute: int | None = None
     ) -> dict[str, str]:
-        """A new report client, made in this process (``mpo clients create`` does the same)."""
-        settings = Settings(data_dir=self.server.data_dir)
-        store = SqlJobStore(settings.resolved_job_store_url)
-        try:
-            client, secret = client_service(settings, store).create(
-                "test",
-                advertiser_ids=[int(a) for a in advertisers or self.advertisers],
-                roles=[Role.REPORT],
-                now=datetime.now(UTC),
-                requests_per_minute=requests_per_minute,
-            )
-        finally:
-            store.close()
-        return {"client_id": client.client_id, "client_secret": secret}
+        return new_credentials(
+            self.server.data_dir, advertisers or self.advertisers, requests_per_minute
+        )
 
     def env(self, credentials: dict[str, Any] | None = None) -> dict[str, str]:
         """``MPO_URL``, ``MPO_CLIENT_ID``, ``MPO_CLIENT_SECRET`` over a clean environment."""
@@ -92,13 +81,34 @@ class ReportService:
         return sum(needle in line for line in self.server.log.read_text().splitlines())
 
 
-def start_report_service(data_dir: Path, **settings: str) -> ReportService:
-    """Back-fill an hour of simulated traffic, then start ``mpo serve`` on it."""
+def new_credentials(
+    data_dir: Path, advertisers: list[str], requests_per_minute: int | None = None
+) -> dict[str, str]:
+    """A new report client, made in this process as ``mpo clients create`` makes it."""
+    settings = Settings(data_dir=data_dir)
+    store = SqlJobStore(settings.resolved_job_store_url)
+    try:
+        store.migrate()
+        client, secret = client_service(settings, store).create(
+            "test",
+            advertiser_ids=[int(a) for a in advertisers],
+            roles=[Role.REPORT],
+            now=datetime.now(UTC),
+            requests_per_minute=requests_per_minute,
+        )
+    finally:
+        store.close()
+    return {"client_id": client.client_id, "client_secret": secret}
+
+
+def start_report_service(data_dir: Path, *, data: bool = True, **settings: str) -> ReportService:
+    """Back-fill an hour of simulated traffic (unless not ``data``), then ``mpo serve``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    done = mpo("simulate", "--hours", "1", "--seed", "7", data_dir=data_dir)
-    assert done.returncode == 0, done.stderr
-    credentials = create_client(data_dir, ",".join(ADVERTISERS))
+    if data:
+        done = mpo("simulate", "--hours", "1", "--seed", "7", data_dir=data_dir)
+        assert done.returncode == 0, done.stderr
+    credentials = new_credentials(data_dir, ADVERTISERS)
     server = Server(data_dir, **settings).start()
     # the back-fill ends at the minute it started in, or the next one
     return ReportService(server, credentials, start=end - timedelta(minutes=59), end=end)

@@ -24,7 +24,12 @@ import click
 import orjson
 import typer
 
-from mpo_realtime.client._config import default_config_path, read_config, write_config
+from mpo_realtime.client._config import (
+    RetryPolicy,
+    default_config_path,
+    read_config,
+    write_config,
+)
 from mpo_realtime.client._errors import (
     ApiError,
     AuthenticationError,
@@ -186,6 +191,9 @@ Output = Annotated[
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the export.")]
 TableRows = Annotated[int, typer.Option("--rows", help="Rows shown in the terminal table.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No status line or summary.")]
+Retries = Annotated[
+    int, typer.Option(min=0, help="Retries of a request met by 429, 5xx or a lost connection.")
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,7 @@ class Connection:
     client_id: str | None = None
     client_secret: str | None = None
     config: Path | None = None
+    retries: int = RetryPolicy().attempts - 1
 
     def merged(self, other: Connection | None) -> Connection:
         """These values, else ``other``'s (the group's options, given before a command)."""
@@ -204,6 +213,7 @@ class Connection:
             self.client_id or other.client_id,
             self.client_secret or other.client_secret,
             self.config or other.config,
+            self.retries,
         )
 
     def client(self) -> ReportClient:
@@ -216,7 +226,8 @@ class Connection:
                 "no credentials: pass --client-id and --client-secret, set MPO_CLIENT_ID "
                 "and MPO_CLIENT_SECRET, or run `mpo login`"
             )
-        return ReportClient(self.url or saved.get("url") or DEFAULT_URL, client_id, secret)
+        url = self.url or saved.get("url") or DEFAULT_URL
+        return ReportClient(url, client_id, secret, retry=RetryPolicy(attempts=self.retries + 1))
 
 
 def _parent_connection(ctx: typer.Context) -> Connection | None:
@@ -367,13 +378,14 @@ def report(
     timeout: Timeout = 600.0,
     rows: TableRows = 20,
     quiet: Quiet = False,
+    retries: Retries = 4,
     url: Url = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     config: ConfigFile = None,
 ) -> None:
     """Create an export, wait for it and download it; or `status`/`download` one by ID."""
-    connection = ctx.obj = Connection(url, client_id, client_secret, config)
+    connection = ctx.obj = Connection(url, client_id, client_secret, config, retries)
     if ctx.invoked_subcommand is not None:
         return
     ids = _split(advertiser) or []
@@ -412,13 +424,15 @@ def status(
     wait: Annotated[bool, typer.Option(help="Wait until it is no longer Pending.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     timeout: Timeout = 600.0,
+    retries: Retries = 4,
     url: Url = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     config: ConfigFile = None,
 ) -> None:
     """Print an export's status; the exit code says it (0 Done, 11 Pending, 8, 7)."""
-    connection = Connection(url, client_id, client_secret, config).merged(_parent_connection(ctx))
+    connection = Connection(url, client_id, client_secret, config, retries)
+    connection = connection.merged(_parent_connection(ctx))
     with connection.client() as client:
         answer = client.wait(export_id, timeout=timeout) if wait else client.status(export_id)
     if as_json:
@@ -438,13 +452,15 @@ def download(
     timeout: Timeout = 600.0,
     rows: TableRows = 20,
     quiet: Quiet = False,
+    retries: Retries = 4,
     url: Url = None,
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     config: ConfigFile = None,
 ) -> None:
     """Wait for an export by its ID, then download it (resume after a crash)."""
-    connection = Connection(url, client_id, client_secret, config).merged(_parent_connection(ctx))
+    connection = Connection(url, client_id, client_secret, config, retries)
+    connection = connection.merged(_parent_connection(ctx))
     with connection.client() as client, StatusLine(sys.stderr.isatty() and not quiet) as line:
         client.wait(export_id, timeout=timeout, on_status=line.on_status)
 
