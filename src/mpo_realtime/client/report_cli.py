@@ -391,8 +391,10 @@ def report(
     ids = _split(advertiser) or []
     ids += _split([advertisers] if advertisers else None) or []
     if not ids:
-        typer.echo(ctx.get_help(), err=True)
-        raise UsageError("give the advertisers: --advertiser ID (repeatable) or --advertisers A,B")
+        raise UsageError(
+            "give the advertisers: --advertiser ID (repeatable) or --advertisers A,B "
+            "(see mpo report --help)"
+        )
     request: ReportOptions = {
         "advertiser_ids": ids,
         "dimensions": _split([dimensions] if dimensions else None),
