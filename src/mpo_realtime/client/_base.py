@@ -34,7 +34,7 @@ from mpo_realtime.client._errors import (
     error_from_response,
     parse_retry_after,
 )
-from mpo_realtime.client._files import AtomicFile, IncompleteFile, RowCounter, format_of
+from mpo_realtime.client._files import IncompleteFile, Receiver
 from mpo_realtime.client._models import ExportStatus, Status
 from mpo_realtime.client._result import ExportResult
 
@@ -310,7 +310,7 @@ class BaseReportClient:
             response = yield from self._call_flow(
                 "GET", f"/realtime-reports/{export_id}", stream=True
             )
-            receiver = _Receiver(response.headers.get("content-type", ""), path, file)
+            receiver = Receiver(response.headers.get("content-type", ""), path, file)
             try:
                 yield Drain(response, receiver)
                 rows = receiver.finish()
@@ -360,39 +360,6 @@ class BaseReportClient:
                 timezone=zone if isinstance(zone, str) else None,
             )
         )
-
-
-class _Receiver:
-    """Where a download's chunks go: counted and checked, then into a file or memory."""
-
-    def __init__(self, content_type: str, path: Path | None, file: BinaryIO | None) -> None:
-        self.content_type = content_type
-        self.counter = RowCounter(format_of(content_type))
-        self.target = AtomicFile(path) if path is not None else None
-        self.buffer = bytearray()
-        self.size = 0
-        if self.target is not None:
-            self.write: Callable[[bytes], object] = self.target.write
-        elif file is not None:
-            self.write = file.write
-        else:
-            self.write = self.buffer.extend
-
-    def __call__(self, chunk: bytes) -> None:
-        self.counter.feed(chunk)
-        self.write(chunk)
-        self.size += len(chunk)
-
-    def finish(self) -> int | None:
-        """The row count, once the body is known whole; the file is then renamed in."""
-        rows = self.counter.rows()
-        if self.target is not None:
-            self.target.commit()
-        return rows
-
-    def discard(self) -> None:
-        if self.target is not None:
-            self.target.discard()
 
 
 def _status_error(status: ExportStatus) -> ClientError:

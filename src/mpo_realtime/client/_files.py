@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["AtomicFile", "IncompleteFile", "RowCounter", "format_of"]
+__all__ = ["AtomicFile", "IncompleteFile", "Receiver", "RowCounter", "format_of"]
 
 _JSON_TAIL = re.compile(rb'"rows":(\d+)\}\s*$')
 
@@ -103,3 +105,36 @@ class AtomicFile:
             return
         self._file.close()
         self.temporary.unlink(missing_ok=True)
+
+
+class Receiver:
+    """Where a download's chunks go: counted and checked, then into a file or memory."""
+
+    def __init__(self, content_type: str, path: Path | None, file: BinaryIO | None) -> None:
+        self.content_type = content_type
+        self.counter = RowCounter(format_of(content_type))
+        self.target = AtomicFile(path) if path is not None else None
+        self.buffer = bytearray()
+        self.size = 0
+        if self.target is not None:
+            self.write: Callable[[bytes], object] = self.target.write
+        elif file is not None:
+            self.write = file.write
+        else:
+            self.write = self.buffer.extend
+
+    def __call__(self, chunk: bytes) -> None:
+        self.counter.feed(chunk)
+        self.write(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> int | None:
+        """The row count, once the body is known whole; the file is then renamed in."""
+        rows = self.counter.rows()
+        if self.target is not None:
+            self.target.commit()
+        return rows
+
+    def discard(self) -> None:
+        if self.target is not None:
+            self.target.discard()
