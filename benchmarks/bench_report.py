@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--hold", type=float, default=0.0, help="Seconds to keep the server.")
     args = parser.parse_args()
+    # the servers are stopped by the ``with`` blocks, also when the run is told to stop
+    # (a script started in the background of a shell ignores SIGINT otherwise)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     advertisers = [a.advertiser_id for a in World.generate(seed=7).advertisers]
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = Path(scratch)
