@@ -136,6 +136,16 @@ def test_cli_report_on_a_terminal_is_a_table(service: ReportService) -> None:
     assert '"campaignId"' not in screen  # a table, not the CSV
 
 
+def test_cli_report_to_a_file_on_a_terminal_says_what_it_wrote(
+    service: ReportService, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.csv"
+    code, screen = mpo_on_terminal(_args(service, "-o", str(target)), service.env())
+    assert code == 0, screen
+    rows = target.read_bytes().count(b"\n") - 1
+    assert f"{rows:,} rows ({target.stat().st_size:,} bytes) -> {target}" in screen
+
+
 def test_cli_status_and_download_resume_an_export(service: ReportService, tmp_path: Path) -> None:
     with service.client() as client:
         export_id = client.create(
