@@ -98,8 +98,8 @@ Action = Send | Sleep | Drain | ReadBody | Close | Token
 Flow = Generator[Action, Any, T]
 StatusCallback = Callable[[ExportStatus], None]
 
-#: a token is replaced this long before it expires, or a tenth of its life if shorter, plus
-#: a second: ``expires_in`` is whole seconds, so a token can end up to a second sooner
+#: a token is replaced a tenth of its lifetime plus a second before it expires (at most
+#: this long): ``expires_in`` is whole seconds, so a token can end up to a second sooner
 TOKEN_MARGIN_SECONDS = 60.0
 
 
