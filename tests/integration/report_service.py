@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,13 +41,16 @@ class ReportService:
     start: datetime
     end: datetime
     advertisers: list[str] = field(default_factory=lambda: list(ADVERTISERS))
+    _raw_token: tuple[dict[str, str], float] | None = None
 
     @property
     def url(self) -> str:
         return self.server.base
 
     def client(self, credentials: dict[str, Any] | None = None, **options: Any) -> ReportClient:
-        creds = credentials or self.credentials
+        """A client with the given credentials, else new ones of the same scope: each
+        client fetches its own token, and token requests have a per-client budget."""
+        creds = credentials or self.new_client_credentials()
         return ReportClient(self.url, creds["client_id"], creds["client_secret"], **options)
 
     def new_client_credentials(
@@ -57,8 +61,9 @@ class ReportService:
         )
 
     def env(self, credentials: dict[str, Any] | None = None) -> dict[str, str]:
-        """``MPO_URL``, ``MPO_CLIENT_ID``, ``MPO_CLIENT_SECRET`` over a clean environment."""
-        creds = credentials or self.credentials
+        """``MPO_URL``, ``MPO_CLIENT_ID``, ``MPO_CLIENT_SECRET`` over a clean environment
+        (new credentials of the same scope unless given: see ``client``)."""
+        creds = credentials or self.new_client_credentials()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MPO_")}
         return {
             **env,
@@ -71,7 +76,9 @@ class ReportService:
 
     def raw_download(self, export_id: str, *, encoding: str = "identity") -> httpx.Response:
         """The file as plain HTTP gives it, with the given ``Accept-Encoding``."""
-        headers = {**self.server.token(self.credentials), "Accept-Encoding": encoding}
+        if self._raw_token is None or time.monotonic() > self._raw_token[1]:
+            self._raw_token = (self.server.token(self.credentials), time.monotonic() + 600)
+        headers = {**self._raw_token[0], "Accept-Encoding": encoding}
         answer = httpx.get(f"{self.url}{STATS}/realtime-reports/{export_id}", headers=headers)
         assert answer.status_code == 200, answer.text
         return answer

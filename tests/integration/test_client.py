@@ -169,7 +169,7 @@ def test_client_wait_reports_each_status_and_identical_requests_reuse(
 
 
 def test_async_client_exports_and_resumes(service: ReportService, tmp_path: Path) -> None:
-    creds = service.credentials
+    creds = service.new_client_credentials()
 
     async def run() -> tuple[bytes, bytes, ExportStatus]:
         async with AsyncReportClient(service.url, creds["client_id"], creds["client_secret"]) as c:
@@ -196,7 +196,7 @@ def test_client_from_env_reads_the_three_variables(service: ReportService) -> No
     env = service.env()
     with ReportClient.from_env(env) as client:
         client.authenticate()
-        assert client.credentials.client_id == service.credentials["client_id"]
+        assert client.credentials.client_id == env["MPO_CLIENT_ID"]
 
 
 def test_client_downloads_gzip_and_decodes_it(service: ReportService) -> None:
@@ -326,7 +326,7 @@ def test_client_download_cut_short_is_fetched_again_whole(
     with service.client() as client:
         export_id = client.export(**report).export_id
     relay = CuttingRelay(service.server.port, keep=600, cuts=1)
-    creds = service.credentials
+    creds = service.new_client_credentials()
     try:
         with ReportClient(relay.url, creds["client_id"], creds["client_secret"]) as client:
             with caplog.at_level(logging.WARNING, logger="mpo_realtime.client"):
@@ -346,7 +346,7 @@ def test_client_never_leaves_a_half_written_file(service: ReportService, tmp_pat
     target = tmp_path / "report.csv"
     target.write_bytes(b"yesterday's complete file\n")
     relay = CuttingRelay(service.server.port, keep=600, cuts=1_000)
-    creds = service.credentials
+    creds = service.new_client_credentials()
     policy = RetryPolicy(attempts=2, backoff=0.01)
     try:
         with ReportClient(relay.url, creds["client_id"], creds["client_secret"], retry=policy) as c:
