@@ -56,3 +56,19 @@ def test_domain_does_no_io() -> None:
             if isinstance(node, ast.ImportFrom) and node.module
         }
         assert not modules & forbidden, f"{path.name} imports {sorted(modules & forbidden)}"
+
+
+#: ``cli.py`` is the composition root of the ``mpo`` command (serve, clients, simulate):
+#: it may reach the server's layers; the report client beside it may not.
+CLIENT_COMPOSITION_ROOT = {"cli.py"}
+
+
+def test_client_speaks_only_http() -> None:
+    """The report client and ``mpo report`` import nothing of the server: only HTTP."""
+    modules = [
+        p for p in (PACKAGE / "client").rglob("*.py") if p.name not in CLIENT_COMPOSITION_ROOT
+    ]
+    assert {p.name for p in modules} >= {"__init__.py", "_base.py", "report_cli.py"}
+    for path in modules:
+        extra = _project_imports(path) - {"client"}
+        assert not extra, f"client/{path.name} imports {sorted(extra)}"

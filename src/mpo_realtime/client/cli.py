@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from mpo_realtime import __version__
+from mpo_realtime.client import report_cli
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.domain.jobs import Role
 from mpo_realtime.settings import Settings
@@ -369,6 +370,9 @@ def _client_service(data_dir: Path | None) -> Iterator[ClientService]:
         yield client_service(settings, store)
     finally:
         store.close()
+
+
+report_cli.register(app)  # mpo report, mpo report status|download, mpo login
 
 
 def main() -> None:
