@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self, TypeVar, Unpack
+from typing import BinaryIO, Self, TypeVar, Unpack
 
 import anyio
 import httpx
@@ -23,7 +23,7 @@ from mpo_realtime.client._base import (
     StatusCallback,
     Token,
 )
-from mpo_realtime.client._config import Credentials, PollPolicy, RetryPolicy
+from mpo_realtime.client._config import PollPolicy, RetryPolicy
 from mpo_realtime.client._models import ExportStatus, ReportOptions, report_attributes
 from mpo_realtime.client._result import ExportResult
 
@@ -69,12 +69,6 @@ class AsyncReportClient(BaseReportClient):
         )
         self._build = self._http.build_request
         self._token_lock = anyio.Lock()
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
-        """Built from ``MPO_URL``, ``MPO_CLIENT_ID`` and ``MPO_CLIENT_SECRET``."""
-        creds = Credentials.from_env(environ)
-        return cls(creds.base_url, creds.client_id, creds.client_secret, **options)
 
     async def __aenter__(self) -> Self:
         return self

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 
@@ -125,6 +125,12 @@ class BaseReportClient:
         self._access_token: str | None = None
         self._token_renew_at = 0.0
         self._build: Callable[..., httpx.Request]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
+        """Built from ``MPO_URL``, ``MPO_CLIENT_ID`` and ``MPO_CLIENT_SECRET``."""
+        creds = Credentials.from_env(environ)
+        return cls(creds.base_url, creds.client_id, creds.client_secret, **options)
 
     @staticmethod
     def _client_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
