@@ -186,7 +186,10 @@ def test_failed_export_raises_export_failed(short_lived: ReportService) -> None:
         with pytest.raises(ExportFailed) as downloading:
             client.download(export_id)
     assert waiting.value.code is None and waiting.value.trace_id
-    assert export_id in waiting.value.detail and "No space left" in waiting.value.detail
+    # the job's message names the export and an error id, never the server's OS error
+    detail = waiting.value.detail
+    assert export_id in detail and "the export file could not be written" in detail
+    assert "error id" in detail and "No space left" not in detail
     assert (downloading.value.status_code, downloading.value.code) == (409, "export-failed")
     assert downloading.value.trace_id
 
