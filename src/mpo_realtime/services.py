@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mpo_realtime.api.metrics import Metrics
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.exports.clients import ClientService, TokenSigner
 from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.ingestion import IngestService
 from mpo_realtime.exports.jobstore import SqlJobStore
-from mpo_realtime.exports.ratelimit import RateLimiter
+from mpo_realtime.exports.ratelimit import Clock, RateLimiter
 from mpo_realtime.exports.runner import JobRunner
 from mpo_realtime.exports.service import ExportService
 from mpo_realtime.exports.sweeper import Sweeper
+from mpo_realtime.metrics import Metrics
 from mpo_realtime.settings import Settings
 from mpo_realtime.store.base import EventStore
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
@@ -83,16 +85,19 @@ class Services:
     runner: JobRunner
     sweeper: Sweeper
     ingestor: Ingestor
+    ingest: IngestService
     metrics: Metrics
     limiter: RateLimiter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def open(cls, settings: Settings) -> Services:
+    def open(cls, settings: Settings, *, clock: Clock = time.time) -> Services:
+        """Every part, built from ``settings``; ``clock`` (epoch seconds) drives the rate
+        limits, so that tests can start their budgets clear of a window's end."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         limiter = RateLimiter(
-            settings.rate_limit_storage_url, namespace=settings.rate_limit_namespace
+            settings.rate_limit_storage_url, namespace=settings.rate_limit_namespace, clock=clock
         )
         metrics = Metrics()
         jobs = SqlJobStore(settings.resolved_job_store_url)
@@ -123,6 +128,11 @@ class Services:
             limiter=limiter,
             exports_per_hour=settings.exports_per_hour,
         )
+        ingestor = Ingestor(
+            store=events,
+            max_events=settings.ingest_max_events,
+            retention_ms=settings.retention_days * 86_400_000,
+        )
         return cls(
             settings=settings,
             events=events,
@@ -137,11 +147,8 @@ class Services:
                 files=files,
                 retention=timedelta(days=settings.retention_days),
             ),
-            ingestor=Ingestor(
-                store=events,
-                max_events=settings.ingest_max_events,
-                retention_ms=settings.retention_days * 86_400_000,
-            ),
+            ingestor=ingestor,
+            ingest=IngestService(ingestor),
             metrics=metrics,
             limiter=limiter,
         )

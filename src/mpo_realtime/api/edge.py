@@ -14,7 +14,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mpo_realtime.api.errors import new_trace_id
-from mpo_realtime.api.metrics import ACCESS_LOGGER, METHODS, UNMATCHED, Metrics
+from mpo_realtime.api.metrics import ACCESS_LOGGER, METHODS, UNMATCHED
+from mpo_realtime.metrics import Metrics
 
 __all__ = ["SLOW_SECONDS", "EdgeMiddleware", "refusal_recorder"]
 

@@ -6,14 +6,27 @@ import functools
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
-from limits.storage import MemoryStorage, SlidingWindowCounterSupport, Storage, storage_from_string
+from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
 
 from mpo_realtime.domain.errors import MpoError, StoreError
 
-__all__ = ["Decision", "RateLimited", "RateLimiter", "per_hour", "per_minute"]
+__all__ = [
+    "Clock",
+    "Decision",
+    "MemoryWindows",
+    "RateLimited",
+    "RateLimiter",
+    "per_hour",
+    "per_minute",
+]
+
+#: epoch seconds now, as ``time.time``: tests pass a clock they move themselves
+Clock = Callable[[], float]
 
 
 def per_minute(amount: int) -> RateLimitItem:
@@ -34,10 +47,13 @@ class Decision:
     remaining: int
     #: epoch seconds at which a new call could be made
     reset_at: int
+    #: epoch seconds (whole) on the limiter's clock when the decision was made
+    decided_at: int
 
     @property
     def retry_after(self) -> int:
-        return max(1, self.reset_at - int(time.time()))
+        """Seconds to wait from the decision on: one number for every place that says it."""
+        return max(1, self.reset_at - self.decided_at)
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """``x-ratelimit-limit``, ``-remaining`` and ``-reset``, as ASGI header pairs."""
@@ -56,28 +72,114 @@ class RateLimited(MpoError):
         self.decision = decision
 
 
-def _steady_memory_storage() -> MemoryStorage:
-    """``limits``' memory storage, sweeping expired keys once a second.
+class MemoryWindows:
+    """Sliding-window counters in this process's memory, read on an injectable clock.
 
-    The library starts a new 10 ms timer thread whenever the previous one has ended, so
-    under steady traffic it starts a thread about a hundred times a second, and each
-    start blocks the caller, here the event loop (measured: p50 8 ms, max 127 ms per hit
-    while another thread ran Python code). Counts are unchanged: expired keys are also
-    dropped when they are read. The private hook is replaced on the instance, not in a
-    subclass: ``limits`` wraps the storage methods of every subclass once more, and the
-    extra layer made each hit a third slower.
+    The same keys and arithmetic as ``limits``' ``MemoryStorage`` (its sliding-window
+    counter, ``incr``/``get``/``clear``; ``tests/unit/test_ratelimit.py`` checks the
+    answers against the library's strategy), written here for two reasons: ``limits``'
+    storage reads ``time.time()`` itself, so a test could only reach a new window by
+    waiting for it; and it starts a 10 ms timer thread whenever the previous one ended
+    (about a hundred thread starts a second under steady traffic, each blocking the
+    caller, here the event loop), which was only avoidable by replacing a name-mangled
+    private method. Here expired keys are dropped when read, and all of them at most
+    once a second of the clock, by the caller; one lock makes each operation atomic.
     """
-    storage = MemoryStorage()
-    sweep = storage._MemoryStorage__expire_events  # type: ignore[attr-defined]
 
-    def schedule_expiry() -> None:
-        if not storage.timer.is_alive():
-            storage.timer = threading.Timer(1.0, sweep)
-            storage.timer.daemon = True
-            storage.timer.start()
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        #: key -> [count, expires at (clock seconds)]
+        self._counts: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
-    storage._MemoryStorage__schedule_expiry = schedule_expiry  # type: ignore[attr-defined]
-    return storage
+    def _get(self, key: str, now: float) -> int:
+        entry = self._counts.get(key)
+        if entry is None:
+            return 0
+        if entry[1] <= now:
+            del self._counts[key]
+            return 0
+        return int(entry[0])
+
+    def _incr(self, key: str, expiry: float, amount: int, now: float) -> int:
+        if now >= self._next_sweep:
+            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            self._next_sweep = now + 1
+        count = self._get(key, now)
+        if count:
+            self._counts[key][0] = count + amount
+        else:
+            # a new count (or one decremented to nothing) starts its expiry afresh
+            self._counts[key] = [amount, now + expiry]
+        return count + amount
+
+    def _window(self, key: str, expiry: int, now: float) -> tuple[int, float, int, float]:
+        previous_count = self._get(f"{key}/{int((now - expiry) / expiry)}", now)
+        current_count = self._get(f"{key}/{int(now / expiry)}", now)
+        previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous_count else 0.0
+        current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+        return previous_count, previous_ttl, current_count, current_ttl
+
+    def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        """Count ``amount`` hits in the current window if they fit under ``limit``."""
+        if amount > limit:
+            return False
+        with self._lock:
+            now = self._clock()
+            previous_count, previous_ttl, current_count, _ = self._window(key, expiry, now)
+            if math.floor(previous_count * previous_ttl / expiry + current_count) + amount > limit:
+                return False
+            self._incr(f"{key}/{int(now / expiry)}", 2 * expiry, amount, now)
+            return True
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        """``(previous count, its seconds to live, current count, its seconds to live)``."""
+        with self._lock:
+            return self._window(key, expiry, self._clock())
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        with self._lock:
+            return self._incr(key, expiry, amount, self._clock())
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._get(key, self._clock())
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counts.pop(key, None)
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int:
+        with self._lock:
+            dropped = len(self._counts)
+            self._counts.clear()
+            return dropped
+
+
+class _Windows(Protocol):
+    """What :class:`RateLimiter` needs of a storage: ``limits``' public storage API."""
+
+    def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool: ...
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]: ...
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
+
+    def get(self, key: str) -> int: ...
+
+    def clear(self, key: str) -> None: ...
+
+    def check(self) -> bool: ...
+
+    def reset(self) -> int | None: ...
 
 
 @functools.lru_cache(maxsize=4096)
@@ -92,11 +194,11 @@ def _window_stats(
     previous_expires_in: float,
     current_count: int,
     current_expires_in: float,
+    now: float,
 ) -> tuple[int, float]:
     """Remaining hits and reset time (epoch seconds): ``get_window_stats``' arithmetic."""
     weighted = previous_count * previous_expires_in / expiry + current_count
     remaining = max(0, amount - math.floor(weighted))
-    now = time.time()
     if not (previous_count or current_count):
         return remaining, now
     previous_reset_in = (
@@ -111,22 +213,25 @@ class RateLimiter:
 
     ``storage_url`` is ``memory://`` (one process) or ``redis://host:port/db`` (shared
     by every process of a deployment); ``namespace`` separates deployments on one Redis.
+    ``clock`` (epoch seconds) drives the memory windows and every reset time reported;
+    Redis keeps its windows on its own clock.
     """
 
-    def __init__(self, storage_url: str = "memory://", *, namespace: str = "mpo") -> None:
+    def __init__(
+        self, storage_url: str = "memory://", *, namespace: str = "mpo", clock: Clock = time.time
+    ) -> None:
         self.shared = not storage_url.startswith("memory://")
+        self._clock = clock
+        if not self.shared:
+            self.storage: _Windows = MemoryWindows(clock)
+            return
         try:
-            storage = (
-                storage_from_string(storage_url, key_prefix=namespace)
-                if self.shared
-                else _steady_memory_storage()
-            )
+            storage = storage_from_string(storage_url, key_prefix=namespace)
         except Exception as exc:  # limits raises ConfigurationError and driver errors
             raise StoreError(f"rate-limit storage {storage_url!r} is unusable: {exc}") from exc
         if not isinstance(storage, Storage) or not isinstance(storage, SlidingWindowCounterSupport):
             raise StoreError(f"rate-limit storage {storage_url!r} is asynchronous; use redis://")
-        self.storage: Storage = storage
-        self._windows: SlidingWindowCounterSupport = storage
+        self.storage = storage
 
     def hit(self, budget: str, key: str, item: RateLimitItem) -> Decision:
         """Spend one unit of ``budget`` for ``key``; ``allowed`` is False when it is spent.
@@ -139,27 +244,36 @@ class RateLimiter:
         storage_key = _storage_key(item, budget, key)
         expiry = item.get_expiry()
         try:
-            allowed = self._windows.acquire_sliding_window_entry(
-                storage_key, item.amount, expiry, 1
-            )
-            window = self._windows.get_sliding_window(storage_key, expiry)
+            allowed = self.storage.acquire_sliding_window_entry(storage_key, item.amount, expiry, 1)
+            window = self.storage.get_sliding_window(storage_key, expiry)
         except Exception as exc:
             raise StoreError(f"rate-limit storage failed: {exc}") from exc
-        remaining, reset_time = _window_stats(item.amount, expiry, *window)
-        reset_at = max(int(reset_time + 0.999), int(time.time()) + 1)
-        return Decision(budget, allowed, item.amount, remaining, reset_at)
+        return self._decision(budget, allowed, item, expiry, window)
 
     def peek(self, budget: str, key: str, item: RateLimitItem) -> Decision:
         """The state of ``budget`` for ``key`` without spending; ``allowed``: one more fits."""
         storage_key = _storage_key(item, budget, key)
         expiry = item.get_expiry()
         try:
-            window = self._windows.get_sliding_window(storage_key, expiry)
+            window = self.storage.get_sliding_window(storage_key, expiry)
         except Exception as exc:
             raise StoreError(f"rate-limit storage failed: {exc}") from exc
-        remaining, reset_time = _window_stats(item.amount, expiry, *window)
-        reset_at = max(int(reset_time + 0.999), int(time.time()) + 1)
-        return Decision(budget, remaining > 0, item.amount, remaining, reset_at)
+        return self._decision(budget, None, item, expiry, window)
+
+    def _decision(
+        self,
+        budget: str,
+        allowed: bool | None,
+        item: RateLimitItem,
+        expiry: int,
+        window: tuple[int, float, int, float],
+    ) -> Decision:
+        """The decision of a hit (``allowed`` given) or a peek (one more fits)."""
+        now = self._clock()
+        remaining, reset_time = _window_stats(item.amount, expiry, *window, now)
+        reset_at = max(int(reset_time + 0.999), int(now) + 1)
+        allowed = remaining > 0 if allowed is None else allowed
+        return Decision(budget, allowed, item.amount, remaining, reset_at, int(now))
 
     def remember(self, marker: str, key: str, seconds: int) -> None:
         """Mark ``key`` under ``marker`` for ``seconds`` from now (a later mark extends it)."""

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
-from fastapi.concurrency import run_in_threadpool
 
 from mpo_realtime.api.body import read_body
 from mpo_realtime.api.deps import IngestClient, services_of
 from mpo_realtime.api.schemas import IngestAnswer
-from mpo_realtime.domain.errors import ErrorCode, ProblemError
-from mpo_realtime.store.base import IdempotencyConflict
 
 __all__ = ["router"]
 
@@ -48,22 +44,10 @@ async def ingest_events(
     body = await read_body(
         request, limit=settings.ingest_max_body_bytes, timeout=settings.body_read_timeout_seconds
     )
-    now_ms = int(time.time() * 1000)
-    prepared = await run_in_threadpool(
-        services.ingestor.prepare,
+    receipt = await services.ingest.ingest(
         body,
-        now_ms=now_ms,
         client_id=client.client_id,
         scope=client.write_scope,
         idempotency_key=idempotency_key,
     )
-    try:
-        receipt = await services.ingestor.store_async(prepared)
-    except IdempotencyConflict:
-        raise ProblemError.single(
-            ErrorCode.INVALID_EVENTS,
-            "this Idempotency-Key was used before with a different body",
-            "/headers/Idempotency-Key",
-            conflict=True,
-        ) from None
     return IngestAnswer(accepted=receipt.events, duplicate=receipt.duplicate)
