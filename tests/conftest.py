@@ -167,14 +167,20 @@ def job_factory() -> Callable[..., Job]:
 # --------------------------------------------------------------------- end job store fixtures
 
 
-@pytest.fixture
-def steady_minute() -> None:
-    """Start clear of a minute boundary, so per-minute budgets count in one window.
+class ManualClock:
+    """Epoch seconds that move only when a test moves them: the rate limiter's clock.
 
-    ``limits``' sliding-window counter weighs the previous minute just under 1 right
-    after the boundary, and ``floor`` then lets one more request through: a budget test
-    whose requests straddle the boundary would see an extra answer.
+    Budgets then count in one window however long a test takes (no waiting for a new
+    minute, no extra answer when requests straddle a window's end), and every reset
+    time and ``Retry-After`` is a fixed number the test can compute.
     """
-    into_minute = time.time() % 60
-    if into_minute > 50:
-        time.sleep(60.5 - into_minute)
+
+    def __init__(self, start: float | None = None) -> None:
+        # by default half a minute into the current minute: never on a window's edge
+        self.now = float(int(time.time()) // 60 * 60 + 30) if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -18,6 +18,7 @@ from mpo_realtime.domain.money import COST_SCALE, cost_nanos
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 from mpo_realtime.store.base import ROLLUP_SCHEMA
+from tests.conftest import ManualClock
 
 STATS = "/preview/marketing-solutions/marketplace-performance-outcomes/stats"
 
@@ -45,6 +46,8 @@ class Api:
 
     http: TestClient
     services: Services
+    #: the rate limiter's clock, shared by every app of a test (``tests/conftest.py``)
+    clock: ManualClock
 
     def client(
         self,
@@ -128,16 +131,22 @@ def settings(tmp_path: Any) -> Settings:
 
 
 @pytest.fixture
-def api_factory(settings: Settings) -> Iterator[Callable[..., Api]]:
+def clock() -> ManualClock:
+    """The rate limits' clock: still unless a test advances it."""
+    return ManualClock()
+
+
+@pytest.fixture
+def api_factory(settings: Settings, clock: ManualClock) -> Iterator[Callable[..., Api]]:
     opened: list[tuple[TestClient, Services]] = []
 
     def make(background: bool = False, **overrides: Any) -> Api:
         active = settings.model_copy(update=overrides)
-        services = Services.open(active)
+        services = Services.open(active, clock=clock)
         http = TestClient(create_app(active, services=services, background=background))
         http.__enter__()
         opened.append((http, services))
-        return Api(http, services)
+        return Api(http, services, clock)
 
     yield make
     for http, services in reversed(opened):

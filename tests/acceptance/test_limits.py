@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +11,6 @@ import pytest
 
 from mpo_realtime.domain.jobs import Role
 from tests.acceptance.conftest import STATS, Api
-
-pytestmark = pytest.mark.usefixtures("steady_minute")
 
 BODY = {"data": {"attributes": {"advertiserIds": ["321"], "lookbackWindow": 60}}}
 POLL = f"{STATS}/report-jobs/45f7ec55-1008-4372-9144-1da37d8dccc2"
@@ -32,7 +29,8 @@ def test_report_budget_headers_on_every_answer(api: Api) -> None:
     limit, remaining, reset = _limit_headers(ok)
     assert (limit, remaining) == (200, 199)
     assert _limit_headers(not_found)[:2] == (200, 198)
-    assert time.time() < reset <= time.time() + 61
+    # the window's end on the limiter's clock: the next whole minute
+    assert reset == (int(api.clock.now) // 60 + 1) * 60
 
 
 def test_report_budget_exceeded_is_429_with_retry_after(api: Api) -> None:
@@ -46,22 +44,31 @@ def test_report_budget_exceeded_is_429_with_retry_after(api: Api) -> None:
         "too-many-requests",
         "Too many requests",
     )
-    assert 1 <= int(last.headers["retry-after"]) <= 60
-    assert _limit_headers(last)[:2] == (3, 0)
+    reset = (int(api.clock.now) // 60 + 1) * 60
+    assert _limit_headers(last) == (3, 0, reset)
+    assert last.headers["retry-after"] == str(reset - int(api.clock.now))
+    assert error["detail"].endswith(f"retry in {reset - int(api.clock.now)} s")
     # Budgets are per client: another client is not throttled.
     assert api.http.get(POLL, headers=api.token()).status_code == 403
 
 
 def test_export_quota_spares_cache_hits(api: Api) -> None:
+    # Absolute past dates: a lookbackWindow moves with the wall clock, and a minute that
+    # ticked between two creates made the "same" request a new export (a flake once).
+    def days(end: str) -> dict[str, Any]:
+        return {"advertiserIds": ["321"], "startDate": "2026-01-01", "endDate": end}
+
     headers = api.token(exports_per_hour=2)
-    first = api.create({"advertiserIds": ["321"], "lookbackWindow": 60}, headers)
-    again = api.create({"advertiserIds": ["321"], "lookbackWindow": 60}, headers)
-    second = api.create({"advertiserIds": ["321"], "lookbackWindow": 61}, headers)
-    third = api.create({"advertiserIds": ["321"], "lookbackWindow": 62}, headers)
+    first = api.create(days("2026-01-02"), headers)
+    again = api.create(days("2026-01-02"), headers)
+    second = api.create(days("2026-01-03"), headers)
+    third = api.create(days("2026-01-04"), headers)
     assert [a.status_code for a in (first, again, second, third)] == [200, 200, 200, 429]
     assert again.json()["exportId"] == first.json()["exportId"]
     assert "hourly quota of 2" in third.json()["errors"][0]["detail"]
-    assert int(third.headers["retry-after"]) > 60
+    assert third.headers["retry-after"] == str(
+        (int(api.clock.now) // 3600 + 1) * 3600 - int(api.clock.now)
+    )
 
 
 def test_token_failure_budget_per_client_id(api_factory: Callable[..., Api]) -> None:

@@ -17,7 +17,14 @@ from limits import RateLimitItem
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from mpo_realtime.exports.ratelimit import RateLimited, RateLimiter, per_hour, per_minute
+from mpo_realtime.exports.ratelimit import (
+    MemoryWindows,
+    RateLimited,
+    RateLimiter,
+    per_hour,
+    per_minute,
+)
+from tests.conftest import ManualClock
 
 
 def _compare(
@@ -65,9 +72,9 @@ def test_redis_limiter_matches_the_strategy(redis_url: str, amount: int, hits: i
     _compare(limiter, reference, per_minute(amount), hits, exact_reset=False)
 
 
-@pytest.mark.usefixtures("steady_minute")
 def test_check_refuses_past_the_budget_with_the_decision() -> None:
-    limiter = RateLimiter()
+    clock = ManualClock(1_800_000_030.0)
+    limiter = RateLimiter(clock=clock)
     item = per_minute(2)
     assert [limiter.check("ingest", "c", item, "over").remaining for _ in range(2)] == [1, 0]
     with pytest.raises(RateLimited) as refused:
@@ -75,7 +82,11 @@ def test_check_refuses_past_the_budget_with_the_decision() -> None:
     assert str(refused.value) == "over the ingest budget"
     decision = refused.value.decision
     assert (decision.allowed, decision.remaining, decision.limit) == (False, 0, 2)
-    assert 1 <= decision.retry_after <= 60
+    assert (decision.reset_at, decision.decided_at, decision.retry_after) == (
+        1_800_000_060,
+        1_800_000_030,
+        30,
+    )
     assert decision.raw_headers() == [
         (b"x-ratelimit-limit", b"2"),
         (b"x-ratelimit-remaining", b"0"),
@@ -84,3 +95,50 @@ def test_check_refuses_past_the_budget_with_the_decision() -> None:
     # budgets and keys are separate
     assert limiter.check("ingest", "other", item, "over").allowed
     assert limiter.check("report", "c", item, "over").allowed
+
+
+def test_the_clock_moves_the_windows() -> None:
+    """The sliding window on a clock the test moves: the arithmetic of ``limits``."""
+    clock = ManualClock(1_800_000_000.0)  # a minute's start
+    limiter = RateLimiter(clock=clock)
+    item = per_minute(4)
+    assert [limiter.hit("r", "k", item).allowed for _ in range(5)] == [True] * 4 + [False]
+    clock.advance(59.9)  # the same window
+    assert not limiter.hit("r", "k", item).allowed
+    clock.advance(0.1 + 15)  # a quarter into the next: the last window weighs 4 * 3/4 = 3
+    assert [limiter.hit("r", "k", item).allowed for _ in range(2)] == [True, False]
+    clock.advance(15)  # halfway: 4 * 1/2 + 1 = 3 counted
+    decision = limiter.peek("r", "k", item)
+    assert (decision.allowed, decision.remaining) == (True, 1)
+    clock.advance(60)  # two windows on: everything has run out
+    assert limiter.peek("r", "k", item).remaining == 4
+    assert [limiter.hit("r", "k", item).allowed for _ in range(5)] == [True] * 4 + [False]
+
+
+def test_marks_run_out_on_the_clock() -> None:
+    clock = ManualClock(1_800_000_000.0)
+    limiter = RateLimiter(clock=clock)
+    limiter.remember("trusted", "k", 10)
+    clock.advance(9.9)
+    assert limiter.remembers("trusted", "k")
+    limiter.remember("trusted", "k", 10)  # a later mark extends it
+    clock.advance(9.9)
+    assert limiter.remembers("trusted", "k")
+    clock.advance(0.1)
+    assert not limiter.remembers("trusted", "k")
+    assert not limiter.remembers("trusted", "other")
+
+
+def test_memory_windows_drop_expired_keys() -> None:
+    """Keys that ran out are swept (at most once a second), so memory stays bounded."""
+    clock = ManualClock(1_800_000_000.0)
+    windows = MemoryWindows(clock)
+    for n in range(1000):
+        assert windows.acquire_sliding_window_entry(f"k{n}", 1, 60)
+    assert windows.reset() == 1000
+    for n in range(1000):
+        windows.acquire_sliding_window_entry(f"k{n}", 1, 60)
+    clock.advance(121)  # past two windows: every count has run out
+    windows.acquire_sliding_window_entry("fresh", 1, 60)
+    assert windows.reset() == 1
+    assert windows.check()
