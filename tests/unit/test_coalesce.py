@@ -19,6 +19,23 @@ def _pending(peer: socket.socket) -> bytes:
         return b""
 
 
+async def _until_closed(peer: socket.socket) -> bytes:
+    """Everything the peer receives until the connection ends (EOF or reset)."""
+    received = b""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                piece = peer.recv(1 << 20)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)  # a turn of the loop: the transport may send
+                continue
+            except ConnectionResetError:
+                return received
+            if not piece:
+                return received
+            received += piece
+
+
 def _run(scenario: Scenario) -> None:
     """``scenario`` on a coalescing transport over one end of a socket pair."""
 
@@ -57,11 +74,10 @@ def test_large_writes_leave_at_once_after_what_was_held() -> None:
         transport.write(big)
         received = _pending(peer)
         assert received.startswith(b"head") and len(received) > 4  # no loop pass needed
-        for _ in range(100):
-            if len(received) == 4 + len(big):
-                break
-            await asyncio.sleep(0.01)  # the socket buffer may take it in several reads
-            received += _pending(peer)
+        async with asyncio.timeout(10):
+            while len(received) < 4 + len(big):
+                await asyncio.sleep(0.001)  # the socket buffer may take it in several reads
+                received += _pending(peer)
         assert received == b"head" + big
 
     _run(scenario)
@@ -72,8 +88,7 @@ def test_close_sends_what_was_held() -> None:
         transport.write(b"last words")
         transport.close()
         assert transport.is_closing()
-        await asyncio.sleep(0.05)
-        assert _pending(peer) == b"last words"
+        assert await _until_closed(peer) == b"last words"
 
     _run(scenario)
 
@@ -82,8 +97,7 @@ def test_abort_drops_what_was_held() -> None:
     async def scenario(transport: CoalescingTransport, peer: socket.socket) -> None:
         transport.write(b"never sent")
         transport.abort()
-        await asyncio.sleep(0.05)
-        assert _pending(peer) == b""
+        assert await _until_closed(peer) == b""
 
     _run(scenario)
 

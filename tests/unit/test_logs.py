@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -62,20 +63,22 @@ def test_close_flushes_and_stops_the_flusher(tmp_path: Path) -> None:
     assert not handler._flusher.is_alive()
 
 
-class _SlowStream(io.StringIO):
-    """A stream whose writes take ``delay`` seconds, like a disk that stalls."""
+class _StalledStream(io.StringIO):
+    """A stream whose writes block until released, like a disk that stalls."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.delay = delay
+        self.writing = threading.Event()
+        self.release = threading.Event()
 
     def write(self, text: str) -> int:
-        time.sleep(self.delay)
+        self.writing.set()
+        assert self.release.wait(timeout=30), "the test never released the stream"
         return super().write(text)
 
 
 def test_a_slow_stream_does_not_hold_up_the_logging_thread() -> None:
-    stream = _SlowStream(delay=0.5)
+    stream = _StalledStream()
     handler = BufferedStreamHandler(stream, interval=0.05)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("test.buffered.slow")
@@ -84,12 +87,17 @@ def test_a_slow_stream_does_not_hold_up_the_logging_thread() -> None:
     logger.setLevel(logging.INFO)
     try:
         logger.info("first")
-        time.sleep(0.1)  # the flusher is now inside the slow write
-        started = time.monotonic()
-        for n in range(100):
-            logger.info("line %d", n)
-        assert time.monotonic() - started < 0.25
+        assert stream.writing.wait(timeout=10), "the flusher never wrote"
+        # the flusher is now inside a write that will not return: logging goes on
+        logging_thread = threading.Thread(
+            target=lambda: [logger.info("line %d", n) for n in range(100)]
+        )
+        logging_thread.start()
+        logging_thread.join(timeout=10)
+        assert not logging_thread.is_alive(), "logging waited for the stalled write"
+        stream.release.set()
     finally:
+        stream.release.set()
         handler.close()
     messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
     assert messages == ["first"] + [f"line {n}" for n in range(100)]
