@@ -84,22 +84,40 @@ def test_sigkill_during_ingest_loses_no_acknowledged_event_and_counts_none_twice
     for thread in senders:
         thread.join(timeout=30)
     assert 60 <= len(acked) < len(batches)
+    # What the killed server had made durable: the acknowledged batches and perhaps some
+    # whose answer was lost with it.
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    try:
+        stored_before = store.totals()["displays"]
+    finally:
+        store.close()
+    acked_displays = sum(displays for key, _, displays in batches if key in acked)
+    assert stored_before >= acked_displays
 
     restarted = Server(tmp_path).start()
     servers.append(restarted)
     headers = restarted.token(client)
-    duplicates = 0
+    duplicate_displays = 0
     with httpx.Client(base_url=restarted.base, timeout=30) as http:
         # The client retries everything it has no answer for, with the same keys.
-        for key, body, _ in batches:
+        for key, body, displays in batches:
             if key in acked:
                 continue
             answer = http.post(
                 "/ingest/v1/events", content=body, headers={**headers, "Idempotency-Key": key}
             )
             assert answer.status_code == 200, answer.text
-            duplicates += answer.json()["duplicate"]
+            if answer.json()["duplicate"]:
+                duplicate_displays += displays
+        # an acknowledged batch sent again is a duplicate too, and stores nothing
+        key, body, _ = next(batch for batch in batches if batch[0] in acked)
+        again = http.post(
+            "/ingest/v1/events", content=body, headers={**headers, "Idempotency-Key": key}
+        )
+        assert again.json()["duplicate"] is True
     restarted.stop()
+    # "duplicate" was answered exactly for the batches stored before the kill
+    assert duplicate_displays == stored_before - acked_displays
     store = DuckDBEventStore(tmp_path / "events.duckdb")
     try:
         assert store.totals()["displays"] == sum(displays for _, _, displays in batches)
