@@ -19,7 +19,7 @@ from mpo_realtime.api.routes.reports import BASE
 from mpo_realtime.domain.jobs import JobStatus, Role
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.logs import JsonFormatter
-from tests.acceptance.conftest import Api, ingest_event
+from tests.acceptance.conftest import STATS, Api, ingest_event
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -139,9 +139,17 @@ def test_metrics_unmatched_paths_share_one_route_label(api: Api) -> None:
 
 
 def test_metrics_rate_limited_counts_by_budget(api: Api) -> None:
-    api.services.metrics.rate_limited("report")
-    api.services.metrics.rate_limited("report")
-    api.services.metrics.rate_limited("exports")
+    """Real 429s are counted under the budget that refused them (and nothing else is)."""
+    assert _value(_scrape(api), "mpo_rate_limited_total", budget="report") is None
+    headers = api.token(requests_per_minute=1, exports_per_hour=1)
+    poll = f"{STATS}/report-jobs/45f7ec55-1008-4372-9144-1da37d8dccc2"
+    assert [api.http.get(poll, headers=headers).status_code for _ in range(3)] == [403, 429, 429]
+    quota = api.token(exports_per_hour=1)
+    created = [
+        api.create({"advertiserIds": ["321"], "startDate": "2026-01-01", "endDate": end}, quota)
+        for end in ("2026-01-02", "2026-01-03")
+    ]
+    assert [answer.status_code for answer in created] == [200, 429]
     samples = _scrape(api)
     assert _value(samples, "mpo_rate_limited_total", budget="report") == 2
     assert _value(samples, "mpo_rate_limited_total", budget="exports") == 1

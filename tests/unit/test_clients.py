@@ -15,7 +15,6 @@ from mpo_realtime.domain.errors import AuthenticationError
 from mpo_realtime.domain.jobs import Client, Role
 from mpo_realtime.exports.clients import (
     ClientService,
-    IssuedToken,
     TokenSigner,
     generate_signing_key,
     hash_secret,
@@ -83,7 +82,11 @@ def test_generate_signing_key_is_fresh_and_usable() -> None:
     assert len(keys) == 3
     assert all(len(key) >= 43 for key in keys)
     for key in keys:
-        TokenSigner(key=key)
+        # usable: a token signed with it verifies with it, and with no other key
+        token = TokenSigner(key=key).issue("client-1", now=NOW).access_token
+        assert TokenSigner(key=key).verify(token, now=NOW) == "client-1"
+        with pytest.raises(AuthenticationError):
+            TokenSigner(key=KEY).verify(token, now=NOW)
 
 
 def test_token_signer_short_key_is_refused() -> None:
@@ -255,8 +258,13 @@ def test_service_authenticate_token_round_trip(
         service.authenticate_credentials(client.client_id, secret), now=NOW
     )
 
-    assert isinstance(issued, IssuedToken)
+    assert issued.expires_in == 15 * 60
     assert service.authenticate_token(issued.access_token, now=NOW) == client
+    assert service.authenticate_token(issued.access_token, now=NOW + timedelta(seconds=899)) == (
+        client
+    )
+    with pytest.raises(AuthenticationError):
+        service.authenticate_token(issued.access_token, now=NOW + timedelta(seconds=900))
 
 
 def test_service_authenticate_token_of_unknown_client_is_refused(
