@@ -209,3 +209,42 @@ def test_a_client_hanging_up_mid_body_is_a_499_not_an_error(server: Server) -> N
     assert "Traceback" not in log
     assert "unexpected error" not in log
     assert _metric(server, r'mpo_http_requests_total\{[^}]*status="500"\}') == 0
+
+
+def test_a_create_body_not_sent_in_time_is_408_in_the_envelope(server: Server) -> None:
+    """The body deadline of the report routes, over a real socket (not only read_body)."""
+    headers = server.token(create_client(server.data_dir, "321"))
+    with _connect(server) as conn:
+        started = time.monotonic()
+        conn.sendall(
+            f"POST {STATS}/realtime-reports/export HTTP/1.1\r\nHost: x\r\n".encode()
+            + f"Authorization: {headers['Authorization']}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            + b'{"data": {"attributes": {'
+        )
+        answer = _until_closed(conn)
+    status, body = _status_and_body(answer)
+    assert status == 408
+    assert b'"code":"request-timeout"' in body and b'"traceId"' in body
+    assert TIMEOUT <= time.monotonic() - started < DEADLINE
+
+
+def test_a_streamed_create_body_over_the_limit_is_413_before_the_end(server: Server) -> None:
+    """A chunked body (no Content-Length) is counted as it arrives: refused once past the
+    limit (1 MiB), without waiting for the rest, which would never come."""
+    headers = server.token(create_client(server.data_dir, "321"))
+    chunk = b'"1",' * 16_384  # 64 KiB
+    with _connect(server) as conn:
+        conn.sendall(
+            f"POST {STATS}/realtime-reports/export HTTP/1.1\r\nHost: x\r\n".encode()
+            + f"Authorization: {headers['Authorization']}\r\n".encode()
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        opening = b'{"data": {"attributes": {"advertiserIds": ['
+        conn.sendall(b"%x\r\n%s\r\n" % (len(opening), opening))
+        for _ in range(17):  # 1 MiB and a bit, never terminated
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        answer = _until_closed(conn)
+    status, body = _status_and_body(answer)
+    assert status == 413
+    assert b'"code":"payload-too-large"' in body
