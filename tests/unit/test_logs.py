@@ -89,9 +89,12 @@ def test_a_slow_stream_does_not_hold_up_the_logging_thread() -> None:
         logger.info("first")
         assert stream.writing.wait(timeout=10), "the flusher never wrote"
         # the flusher is now inside a write that will not return: logging goes on
-        logging_thread = threading.Thread(
-            target=lambda: [logger.info("line %d", n) for n in range(100)]
-        )
+
+        def log_lines() -> None:
+            for n in range(100):
+                logger.info("line %d", n)
+
+        logging_thread = threading.Thread(target=log_lines)
         logging_thread.start()
         logging_thread.join(timeout=10)
         assert not logging_thread.is_alive(), "logging waited for the stalled write"
