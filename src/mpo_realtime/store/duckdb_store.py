@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, EventIssue
 from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.store.base import (
     Catalog,
     IdempotencyConflict,
@@ -46,7 +47,7 @@ from mpo_realtime.store.base import (
     IngestRequest,
 )
 from mpo_realtime.store.duckdb_checks import conformed, migrate, refusal, settle
-from mpo_realtime.store.plan_sql import render_aggregate
+from mpo_realtime.store.plan_sql import render_aggregate, render_export_lines
 from mpo_realtime.store.sql import queries
 
 __all__ = ["DuckDBEventStore"]
@@ -430,7 +431,14 @@ class DuckDBEventStore:
             return cursor
 
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-        sql = render_aggregate(plan)
+        return self._stream(render_aggregate(plan), plan, batch_rows)
+
+    def export_lines(
+        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        return self._stream(render_export_lines(plan, file_format), plan, batch_rows)
+
+    def _stream(self, sql: str, plan: QueryPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         params: dict[str, Any] = {"start": plan.start, "end": plan.end}
         cursor = self._cursor()
         try:
