@@ -212,10 +212,31 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         if pa.types.is_timestamp(field.type):
             # the same instants, now labelled with the report's zone
             array = array.cast(pa.timestamp("us", tz="UTC")).view(field.type)
+        elif pa.types.is_decimal(array.type) and pa.types.is_floating(field.type):
+            array = _nearest_doubles(array)
         elif array.type != field.type:
             array = pc.cast(array, field.type)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _nearest_doubles(array: pa.Array) -> pa.Array:
+    """The double nearest to each decimal (Arrow's own cast can be off by an ulp)."""
+    kind = array.type
+    if not pa.types.is_decimal128(kind) or array.null_count:
+        return pa.array([None if d is None else float(d) for d in array.to_pylist()], pa.float64())
+    words = np.frombuffer(array.buffers()[1], dtype="<i8")
+    words = words[2 * array.offset : 2 * (array.offset + len(array))].reshape(-1, 2)
+    low, high = words[:, 0], words[:, 1]
+    # Below 2**53 the unscaled integer and 10**scale are exact doubles, so one IEEE
+    # division rounds the true quotient correctly; the rest go through Decimal.
+    exact = (high == 0) & (low >= 0) & (low < 2**53)
+    values = low.astype(np.float64) / float(10**kind.scale)
+    if not exact.all():
+        others = np.flatnonzero(~exact)
+        decimals = array.take(pa.array(others)).to_pylist()
+        values[others] = [float(d) for d in decimals]
+    return pa.array(values, pa.float64())
 
 
 class _CountingSink:

@@ -206,7 +206,11 @@ async def export_status(
     responses={
         200: {
             "description": "The export file",
-            "content": {"text/csv": {}, "application/json": {}},
+            "content": {
+                "text/csv": {},
+                "application/json": {},
+                "application/vnd.apache.parquet": {},
+            },
         },
     },
     response_class=Response,
