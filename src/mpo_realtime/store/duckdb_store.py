@@ -155,6 +155,7 @@ class DuckDBEventStore:
         except duckdb.Error as exc:
             raise StoreError(f"event store {self.path} is unreadable or corrupt: {exc}") from exc
         self._cursor_lock = threading.Lock()
+        self._readers = 0  # report reads streaming now (under _cursor_lock)
         self._queue: queue.Queue[object] = queue.Queue()
         self._dirty: tuple[datetime, datetime] | None = None
         self._closed = False
@@ -217,6 +218,9 @@ class DuckDBEventStore:
 
     #: minutes folded per maintenance step, so ingestion waits at most one step's time
     compaction_step = timedelta(minutes=15)
+    #: how long maintenance may wait for running report reads (exports) to end: a
+    #: compaction step competes with a read for the same cores and doubled its time
+    maintenance_max_delay = 60.0
 
     def _put(self, item: object) -> None:
         if self._closed:
@@ -227,6 +231,7 @@ class DuckDBEventStore:
 
     def _run(self) -> None:
         next_maintenance = time.monotonic() + self.maintenance_interval
+        due_since: float | None = None
         stop = False
         while not stop:
             timeout = max(0.0, next_maintenance - time.monotonic())
@@ -261,7 +266,14 @@ class DuckDBEventStore:
                 except queue.Empty:
                     item = None
             self._flush(batch)
-            if time.monotonic() >= next_maintenance:
+            now = time.monotonic()
+            if now >= next_maintenance:
+                due_since = now if due_since is None else due_since
+                if self._readers and now - due_since < self.maintenance_max_delay:
+                    # Around running exports: look again shortly, run once they end.
+                    next_maintenance = now + 0.25
+                    continue
+                due_since = None
                 more = self._maintenance()
                 # With more to fold, the next step follows the next flush at once.
                 next_maintenance = time.monotonic() + (0.0 if more else self.maintenance_interval)
@@ -441,6 +453,8 @@ class DuckDBEventStore:
     def _stream(self, sql: str, plan: QueryPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         params: dict[str, Any] = {"start": plan.start, "end": plan.end}
         cursor = self._cursor()
+        with self._cursor_lock:
+            self._readers += 1
         try:
             with _translated("run a report query"):
                 reader: pa.RecordBatchReader = cursor.sql(sql, params=params).to_arrow_reader(
@@ -448,6 +462,8 @@ class DuckDBEventStore:
                 )
                 yield from reader
         finally:
+            with self._cursor_lock:
+                self._readers -= 1
             cursor.close()
 
     def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog:
