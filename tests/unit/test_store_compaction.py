@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
 
@@ -129,7 +131,7 @@ def test_store_maintenance_waits_for_running_exports() -> None:
         store.append(rollup_table(other))
         store.compact()  # nothing left for maintenance but what comes below
         plan = QueryPlan(start=old, end=old + timedelta(hours=1), advertiser_ids=(9,))
-        reading = store.aggregate(plan, batch_rows=1)
+        reading = cast(Generator[Any, None, None], store.aggregate(plan, batch_rows=1))
         assert next(reading).num_rows == 1  # an export under way
         for _ in range(2):  # two rows per key, for maintenance to fold
             store.append(rollup_table(events))
@@ -158,7 +160,7 @@ def test_store_maintenance_waits_for_exports_only_so_long() -> None:
         store.append(rollup_table(other))
         store.compact()  # nothing left for maintenance but what comes below
         plan = QueryPlan(start=old, end=old + timedelta(hours=1), advertiser_ids=(9,))
-        reading = store.aggregate(plan, batch_rows=1)
+        reading = cast(Generator[Any, None, None], store.aggregate(plan, batch_rows=1))
         next(reading)
         for _ in range(2):
             store.append(rollup_table(events))
