@@ -71,6 +71,10 @@ def test_parquet_equals_the_json_of_the_same_export(
     as_parquet = api.export(_attributes(dimensions, timezone, "Parquet"), headers)
     assert as_parquet.status_code == 200, as_parquet.text
     assert as_parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    # compressed already: sent as it is, even to a client that accepts gzip
+    assert "content-encoding" not in as_parquet.headers
+    if len(as_json.content) > 4096:
+        assert as_json.headers["content-encoding"] == "gzip"
     disposition = as_parquet.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="realtime-report-')
     assert disposition.endswith('.parquet"')

@@ -224,12 +224,21 @@ async def download_export(
     """Download a Done export's file (gzip-encoded when the client accepts it)."""
     services = services_of(request)
     download = await run_in_threadpool(services.exports.download, client, reportId)
-    return FileResponse(
+    return _Download(
         download.path,
         media_type=download.content_type,
         filename=download.filename,
         content_disposition_type="attachment",
     )
+
+
+#: bytes read from an export file per step; the gzip middleware compresses steps of this
+#: size in a worker thread (``api/app.py``)
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+class _Download(FileResponse):
+    chunk_size = DOWNLOAD_CHUNK
 
 
 async def _poll_directly(request: Request) -> Response:
