@@ -23,7 +23,7 @@ from mpo_realtime.api.schemas import (
 )
 from mpo_realtime.domain.errors import Problem
 from mpo_realtime.domain.jobs import Job, JobStatus
-from mpo_realtime.exports.service import CreatedExport
+from mpo_realtime.exports.service import CreatedExport, poll_retry_after
 
 __all__ = ["BASE", "direct_routes", "router", "warning_header"]
 
@@ -197,7 +197,9 @@ async def export_status(
     job = exports.cached_status(client, reportId)
     if job is None:
         job = await run_in_threadpool(exports.status, client, reportId)
-    retry = services.settings.poll_retry_after_seconds
+    retry = poll_retry_after(
+        job, now=exports.clock(), ceiling=services.settings.poll_retry_after_seconds
+    )
     return _status_response(job, request, envelope=envelope, retry_after=retry)
 
 
