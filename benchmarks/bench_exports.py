@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -44,6 +45,9 @@ from typing import Any
 
 import duckdb
 import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from _harness import (
     BENCH_SERVER_ENV,
@@ -57,6 +61,7 @@ from _harness import (
 )
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension
+from mpo_realtime.store.base import IngestRequest
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from mpo_realtime.store.plan_sql import render_aggregate
 from mpo_realtime.store.simulator import Simulator, World
@@ -95,19 +100,40 @@ def build_store(args: argparse.Namespace) -> None:
     rate = args.rows / minutes / (sampled / (24 * guess))
     simulator = Simulator(world, seed=SEED, displays_per_minute=rate)
     prepared = time.perf_counter() - started
-    # No maintenance during the build: compaction would fold nothing here (one row per key
-    # and minute already) but would rewrite every row once.
-    store = DuckDBEventStore(args.build_store, maintenance_interval=1e9)
     rows = 0
-    try:
-        for batch in simulator.backfill(start, end, batch_rows=1_000_000):
-            rows += store.append(batch)
-    finally:
-        store.close()
+    if args.build == "ingest":
+        # As live traffic writes it: requests of 10,000 rows through the store's ingest
+        # path (group commit, pre-aggregation, write marks), with its maintenance running;
+        # then maintenance is let finish, as on a server idle for a while.
+        store = DuckDBEventStore(args.build_store)
+        try:
+            waiting: list[Any] = []
+            for batch in simulator.backfill(start, end, batch_rows=10_000):
+                table = pa.Table.from_batches([batch])
+                waiting.append(store.submit(IngestRequest(table, table.num_rows)))
+                rows += table.num_rows
+                while len(waiting) > 16:
+                    waiting.pop(0).result()
+            for future in waiting:
+                future.result()
+            while store.compact(step=timedelta(hours=6)):
+                pass
+        finally:
+            store.close()
+    else:
+        # No maintenance during the build: compaction would fold nothing here (one row per
+        # key and minute already) but would rewrite every row once.
+        store = DuckDBEventStore(args.build_store, maintenance_interval=1e9)
+        try:
+            for batch in simulator.backfill(start, end, batch_rows=1_000_000):
+                rows += store.append(batch)
+        finally:
+            store.close()
     print(
         json.dumps(
             {
                 "rows": rows,
+                "build": args.build,
                 "start": start.isoformat(),
                 "end": end.isoformat(),
                 "displays_per_minute": round(rate, 1),
@@ -132,7 +158,9 @@ def copy_baseline(args: argparse.Namespace) -> None:
     con = duckdb.connect(args.copy_baseline, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     result: dict[str, Any] = {}
-    formats = [f for f in (("csv", " (HEADER)"), ("json", "")) if f[0] in args.formats.split(",")]
+    chosen = args.formats.split(",")
+    known = (("csv", " (HEADER)"), ("json", ""), ("parquet", " (FORMAT PARQUET)"))
+    formats = [f for f in known if f[0] in chosen]
     if args.copy_memory_limit:
         # What a bounded DuckDB would cost: the same COPY, spilling past the limit.
         con.execute(f"SET memory_limit = '{args.copy_memory_limit}'")
@@ -232,7 +260,10 @@ def _job_latency(
 
 
 def _data_rows(path: Path, file_format: str) -> int:
-    """Data rows of an export file: CSV lines minus the header, or JSON's ``rows``."""
+    """Data rows of an export file: CSV lines minus the header, JSON's ``rows``, or
+    the row count of a Parquet footer."""
+    if file_format == "parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
     if file_format == "json":
         with path.open("rb") as f:
             f.seek(max(0, path.stat().st_size - 64))
@@ -287,6 +318,7 @@ def _throughput(
     baseline_command: list[str],
     repeat: int,
     timeout: float,
+    formats: list[str],
 ) -> dict[str, Any]:
     """Per format and repeat: the API export, then at once the baseline COPY (server idle).
 
@@ -297,7 +329,7 @@ def _throughput(
     end = datetime.fromisoformat(attributes["endDate"])
     result: dict[str, Any] = {}
     with httpx.Client(base_url=url, timeout=60.0) as http:
-        for file_format in ("csv", "json"):
+        for file_format in formats:
             runs: list[dict[str, Any]] = []
             for attempt in range(repeat):
                 moved = (end + timedelta(minutes=attempt)).isoformat()
@@ -341,6 +373,52 @@ def _throughput(
     return result
 
 
+# -- live ingest (a separate process) -----------------------------------------------------
+
+
+def _start_ingest(
+    url: str, data_dir: Path, advertisers: list[int], args: argparse.Namespace
+) -> tuple[multiprocessing.Process, Any]:
+    """``load.py``'s open-loop ingest at ``--ingest-rate`` events/s, 1,000-event requests,
+    into live minutes (outside the exported interval: the export's rows do not change)."""
+    from load import ingest_process  # noqa: PLC0415 - only this mode needs it
+
+    client = create_client(data_dir, "bench-ingest", advertisers, ingest=True)
+    token = get_token(url, client["client_id"], client["client_secret"])
+    simulator = Simulator(_world(args.products), seed=SEED + 1)
+    now = _now()
+    bodies = []
+    for i in range(100):
+        events = simulator.events(now - timedelta(seconds=i % 50), 1000)
+        displays = sum(int(str(e["displays"])) for e in events)
+        bodies.append((orjson.dumps(events), len(events), displays))
+    out: Any = multiprocessing.Queue()
+    headers = {"Authorization": f"Bearer {token}"}
+    feeder = multiprocessing.Process(
+        target=ingest_process,
+        args=(url, headers, bodies, args.ingest_rate, args.ingest_seconds, out),
+    )
+    feeder.start()
+    time.sleep(5.0)  # let the ingest reach its rate (and the store its maintenance)
+    return feeder, out
+
+
+def _stop_ingest(started: tuple[multiprocessing.Process, Any]) -> dict[str, Any]:
+    """Stop the ingest process we started (by its own handle) and summarise what it did."""
+    feeder, out = started
+    began = time.monotonic()
+    result: dict[str, Any] = {}
+    if feeder.is_alive():
+        feeder.terminate()
+    feeder.join(timeout=30)
+    with contextlib.suppress(Exception):
+        status, latency, events, _displays, errors = out.get(timeout=1)
+        result = {"status": status, "events": events, "transport_errors": errors}
+        result["p99_ms"] = round(sorted(latency)[int(len(latency) * 0.99)] * 1000, 1)
+    result["stopped_in_s"] = round(time.monotonic() - began, 1)
+    return result
+
+
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -362,6 +440,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     script = str(Path(__file__).resolve())
     dimensions = [d.strip() for d in args.dimensions.split(",") if d.strip()]
+    formats = [f.strip().lower() for f in args.export_formats.split(",") if f.strip()]
     with tempfile.TemporaryDirectory(prefix="mpo-bench-exports-") as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
@@ -370,7 +449,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         end = _now().replace(hour=0, minute=0, second=0, microsecond=0)
         command = [sys.executable, script, "--build-store", str(db), "--rows", str(args.rows)]
         command += ["--days", str(args.days), "--products", str(args.products)]
-        command += ["--end", end.isoformat()]
+        command += ["--end", end.isoformat(), "--build", args.build]
         print(f"exports: building a store of ~{args.rows:,} rows ...", flush=True)
         store = _run_json(command, timeout=3600)
         results["store"] = store
@@ -411,16 +490,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["latency"] = _job_latency(
                 server.url, token_one, advertisers[0], start + timedelta(hours=1), args.jobs
             )
-            results["throughput"] = _throughput(
-                server.url,
-                token_all,
-                server.pid,
-                data_dir,
-                throughput_attributes,
-                baseline_command=baseline_command,
-                repeat=args.repeat,
-                timeout=args.export_timeout,
-            )
+            feeder = None
+            if args.ingest_rate:
+                feeder = _start_ingest(server.url, data_dir, advertisers, args)
+                results["ingest_rate"] = args.ingest_rate
+            try:
+                results["throughput"] = _throughput(
+                    server.url,
+                    token_all,
+                    server.pid,
+                    data_dir,
+                    throughput_attributes,
+                    baseline_command=baseline_command,
+                    repeat=args.repeat,
+                    timeout=args.export_timeout,
+                    formats=formats,
+                )
+            finally:
+                if feeder is not None:
+                    results["ingest"] = _stop_ingest(feeder)
         if args.memory_limit:
             print(f"exports: baseline CSV COPY under memory_limit {args.memory_limit} ...")
             limited = _run_json(
@@ -432,7 +520,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["server_timings"] = timings
         latency_query = [timings[i]["query_s"] for i in results["latency"]["export_ids"]]
         results["latency"]["server_query"] = summary_ms(latency_query)
-        for file_format in ("csv", "json"):
+        for file_format in formats:
             for entry in results["throughput"][file_format]["runs"]:
                 own = timings.get(entry["export_id"], {})
                 entry["server_query_s"] = own.get("query_s")
@@ -440,7 +528,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _report(results: dict[str, Any]) -> None:
+def _print_latency(results: dict[str, Any]) -> None:
     store = results["store"]
     latency = results["latency"]["create_to_done"]
     print_table(
@@ -457,9 +545,16 @@ def _report(results: dict[str, Any]) -> None:
             ]
         ],
     )
+
+
+def _report(results: dict[str, Any]) -> None:
+    store = results["store"]
+    if results["latency"]["jobs"]:
+        _print_latency(results)
     rows = []
-    for file_format, target in (("csv", 1.25), ("json", 1.5)):
-        entry = results["throughput"][file_format]
+    targets = {"csv": 1.25, "json": 1.5, "parquet": 1.25}
+    for file_format, entry in results["throughput"].items():
+        target = targets[file_format]
         rows.append(
             [
                 file_format.upper(),
@@ -471,13 +566,18 @@ def _report(results: dict[str, Any]) -> None:
                 f"{entry['rss_peak_mb']:.0f} (< 500)",
             ]
         )
+    condition = (
+        f"under {results['ingest_rate']:,} events/s of HTTP ingest"
+        if results.get("ingest_rate")
+        else "idle"
+    )
     print_table(
-        "Export throughput: create -> Done through the API vs DuckDB COPY of the same query",
+        f"Export throughput ({store.get('build', 'bulk')}-built store of {store['rows']:,}"
+        f" rows, {condition}): create -> Done through the API vs DuckDB COPY of the same query",
         ["format", "rows", "API s", "COPY s", "ratio", "MB API / COPY", "server peak RSS MB"],
         rows,
     )
-    for file_format in ("csv", "json"):
-        entry = results["throughput"][file_format]
+    for file_format, entry in results["throughput"].items():
         print(
             f"  {file_format.upper()}: ratios of the {len(entry['ratios'])} interleaved pairs"
             f" {entry['ratios']}; baseline COPY process max RSS {entry['baseline_max_rss_mb']:.0f}"
@@ -506,6 +606,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=30, help="job latency: number of jobs")
     parser.add_argument("--repeat", type=int, default=2, help="throughput: API/COPY pairs")
     parser.add_argument("--dimensions", default=THROUGHPUT_DIMENSIONS)
+    parser.add_argument("--export-formats", default="csv,json,parquet")
+    parser.add_argument(
+        "--build",
+        choices=["bulk", "ingest"],
+        default="bulk",
+        help="store built by bulk append, or through the ingest path in 10,000-row requests",
+    )
+    parser.add_argument(
+        "--ingest-rate",
+        type=int,
+        default=0,
+        help="events/s ingested over HTTP during the throughput exports and COPYs (0: idle)",
+    )
+    parser.add_argument("--ingest-seconds", type=float, default=3600.0, help=argparse.SUPPRESS)
     parser.add_argument("--export-timeout", type=float, default=900.0)
     # internal: the separate build and baseline processes
     parser.add_argument("--build-store", help=argparse.SUPPRESS)

@@ -174,7 +174,14 @@ def test_lifecycle_pending_then_done_with_retry_after(api: Api) -> None:
     assert created.json() == {"exportId": export_id, "status": "Pending", "message": None}
     poll = api.poll(export_id, headers)
     assert poll.json() == {"exportId": export_id, "status": "Pending", "message": None}
-    assert poll.headers["retry-after"] == "5"
+    # a young job: polled again after 1 s; an older one after up to 5 s
+    assert poll.headers["retry-after"] == "1"
+    later = api.services.exports.clock
+    api.services.exports.clock = lambda: later() + timedelta(seconds=3.5)
+    assert api.poll(export_id, headers).headers["retry-after"] == "4"
+    api.services.exports.clock = lambda: later() + timedelta(minutes=3)
+    assert api.poll(export_id, headers).headers["retry-after"] == "5"
+    api.services.exports.clock = later
     early = api.download(export_id, headers)
     assert early.status_code == 409
     assert [e["code"] for e in early.json()["errors"]] == ["export-not-ready"]

@@ -19,6 +19,7 @@ import pytest
 
 from mpo_realtime.domain.jobs import Job, JobStatus, Role
 from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.runner import JobRunner
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
@@ -35,7 +36,15 @@ class HeldEventStore:
         self.go = threading.Event()
 
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-        for index, batch in enumerate(self.store.aggregate(plan, batch_rows=1)):
+        return self._held(self.store.aggregate(plan, batch_rows=1))
+
+    def export_lines(
+        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        return self._held(self.store.export_lines(plan, file_format, batch_rows=1))
+
+    def _held(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for index, batch in enumerate(batches):
             if index == 1:
                 self.reached.set()
                 assert self.go.wait(30)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
 
@@ -114,5 +117,59 @@ def test_store_compaction_failure_is_logged_once_and_the_next_span_goes_on(
         assert _rows(store, START, START + timedelta(minutes=15)) == 30  # left unfolded
         assert _rows(store, START + timedelta(minutes=15), LATER) == 15  # folded after it
         assert store.totals() == {"rows": 45, "displays": 60, "clicks": 0, "cost": Decimal(60)}
+    finally:
+        store.close()
+
+
+def test_store_maintenance_waits_for_running_exports() -> None:
+    """Scheduled compaction does not run while a report read streams, but runs after it."""
+    old = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    events = [Event(old + timedelta(minutes=m), 1, 2, 3, 4, "p", 1, 0, QUARTER) for m in range(30)]
+    store = DuckDBEventStore(":memory:", maintenance_interval=0.05)
+    try:
+        other = [Event(old, 9, 2, 3, 4, f"p{i}", 1, 0, QUARTER) for i in range(3)]
+        store.append(rollup_table(other))
+        store.compact()  # nothing left for maintenance but what comes below
+        plan = QueryPlan(start=old, end=old + timedelta(hours=1), advertiser_ids=(9,))
+        reading = cast(Generator[Any, None, None], store.aggregate(plan, batch_rows=1))
+        assert next(reading).num_rows == 1  # an export under way
+        for _ in range(2):  # two rows per key, for maintenance to fold
+            store.append(rollup_table(events))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert (
+                _rows(store, old, old + timedelta(days=1)) == 63
+            )  # not folded while the read runs
+            time.sleep(0.05)
+        reading.close()
+        deadline = time.monotonic() + 10.0
+        while _rows(store, old, old + timedelta(days=1)) != 33 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _rows(store, old, old + timedelta(days=1)) == 33  # folded once the read ended
+    finally:
+        store.close()
+
+
+def test_store_maintenance_waits_for_exports_only_so_long() -> None:
+    old = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    events = [Event(old + timedelta(minutes=m), 1, 2, 3, 4, "p", 1, 0, QUARTER) for m in range(30)]
+    store = DuckDBEventStore(":memory:", maintenance_interval=0.05)
+    store.maintenance_max_delay = 0.5
+    try:
+        other = [Event(old, 9, 2, 3, 4, f"p{i}", 1, 0, QUARTER) for i in range(3)]
+        store.append(rollup_table(other))
+        store.compact()  # nothing left for maintenance but what comes below
+        plan = QueryPlan(start=old, end=old + timedelta(hours=1), advertiser_ids=(9,))
+        reading = cast(Generator[Any, None, None], store.aggregate(plan, batch_rows=1))
+        next(reading)
+        for _ in range(2):
+            store.append(rollup_table(events))
+        deadline = time.monotonic() + 10.0
+        while _rows(store, old, old + timedelta(days=1)) != 33 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (
+            _rows(store, old, old + timedelta(days=1)) == 33
+        )  # a read left open does not hold it off
+        reading.close()
     finally:
         store.close()

@@ -177,7 +177,13 @@ REPORT_REQUEST_SCHEMA: dict[str, Any] = {
                                 "type": "object",
                                 "required": ["advertiserIds"],
                                 "properties": {
-                                    "fileFormat": _case_insensitive(["csv", "json"]),
+                                    "fileFormat": {
+                                        **_case_insensitive(["csv", "json"]),
+                                        "description": "Matched case-insensitively: csv,"
+                                        " json; also parquet, an extension of this service"
+                                        " (typed columns, application/vnd.apache.parquet)"
+                                        " that the official clients do not offer",
+                                    },
                                     "advertiserIds": {**_IDS, "minItems": 1},
                                     "campaignIds": _IDS,
                                     "sellerIds": _IDS,

@@ -50,7 +50,7 @@ def render_page(*, stats_path: str, me_path: str, token_path: str) -> bytes:
         time_dimensions=[d.value for d in Dimension if d.is_time],
         exclusive_dimensions=[d.value for d in EXCLUSIVE_DIMENSIONS],
         metrics=[m.value for m in Metric],
-        file_formats=[f.value for f in FileFormat],
+        file_formats=[f.value for f in FileFormat if not f.is_extension],
         lookback_min=LOOKBACK_MIN,
         lookback_max=LOOKBACK_MAX,
         lookback_presets=LOOKBACK_PRESETS,

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -31,7 +32,7 @@ from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
-from mpo_realtime.exports.writers import write_export
+from mpo_realtime.exports.writers import WriteResult, write_lines, write_parquet
 from mpo_realtime.store.base import EventStore
 
 __all__ = ["JobRunner", "LeaseLost", "failure_message", "runner_id"]
@@ -128,15 +129,8 @@ class JobRunner:
             plan = QueryPlan.from_json(job.spec["plan"])
             name = file_name_for(job)
             first_batch: list[float] = []
-            batches = self._renewing(job, self.events.aggregate(plan), first_batch)
             with self.files.open_new(name) as sink:
-                result = write_export(
-                    batches,
-                    columns=plan.columns,
-                    file_format=FileFormat(job.file_format),
-                    timezone=plan.timezone,
-                    sink=sink,
-                )
+                result = self._write(job, plan, first_batch, sink)
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", job.id)
             return
@@ -176,6 +170,23 @@ class JobRunner:
             done = self.jobs.get_job(job.id)
             if done is not None:
                 self.on_finished(done)
+
+    def _write(
+        self, job: Job, plan: QueryPlan, first_batch: list[float], sink: BinaryIO
+    ) -> WriteResult:
+        """Stream the job's rows into ``sink`` in its format.
+
+        CSV and JSON rows come from the store already as the file's text, made in the
+        engine's threads before its sort (``render_export_lines``): the runner only
+        copies bytes, so writing no longer waits for the query and then works alone.
+        Parquet takes the typed rows and writes them in row groups as they come.
+        """
+        file_format = FileFormat(job.file_format)
+        if file_format is FileFormat.PARQUET:
+            typed = self._renewing(job, self.events.aggregate(plan), first_batch)
+            return write_parquet(typed, columns=plan.columns, timezone=plan.timezone, sink=sink)
+        lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
+        return write_lines(lines, columns=plan.columns, file_format=file_format, sink=sink)
 
     def _release(self, job: Job) -> None:
         """End our lease now: the job stays Pending and the next claim takes it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -29,6 +30,7 @@ __all__ = [
     "Download",
     "ExportService",
     "file_name_for",
+    "poll_retry_after",
     "utcnow",
 ]
 
@@ -41,6 +43,17 @@ def utcnow() -> datetime:
 
 def file_name_for(job: Job) -> str:
     return f"{job.id}.{job.file_format}"
+
+
+def poll_retry_after(job: Job, *, now: datetime, ceiling: int) -> int:
+    """Seconds a client should wait before polling a Pending ``job`` again.
+
+    As old as the job is, at least 1 and at most ``ceiling``: most exports are Done
+    within a second, so a young job's client comes back after 1 s rather than the full
+    ``ceiling``, and a long export's clients settle at ``ceiling``.
+    """
+    age = (now - job.created_at).total_seconds()
+    return max(1, min(ceiling, math.ceil(age)))
 
 
 class _LruCache:

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from mpo_realtime.domain.money import COST_SCALE
 from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import FileFormat
 
 __all__ = [
     "COST_TYPE",
@@ -130,6 +131,13 @@ class EventStore(Protocol):
 
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """Stream the plan's result as record batches (columns named as in the API)."""
+        ...
+
+    def export_lines(
+        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the plan's rows as CSV or JSON text: one string column, each row's text
+        in the export file (``store/plan_sql.py``, ``render_export_lines``), in order."""
         ...
 
     def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog: ...

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, EventIssue
 from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.store.base import (
     Catalog,
     IdempotencyConflict,
@@ -46,7 +47,7 @@ from mpo_realtime.store.base import (
     IngestRequest,
 )
 from mpo_realtime.store.duckdb_checks import conformed, migrate, refusal, settle
-from mpo_realtime.store.plan_sql import render_aggregate
+from mpo_realtime.store.plan_sql import render_aggregate, render_export_lines
 from mpo_realtime.store.sql import queries
 
 __all__ = ["DuckDBEventStore"]
@@ -154,6 +155,7 @@ class DuckDBEventStore:
         except duckdb.Error as exc:
             raise StoreError(f"event store {self.path} is unreadable or corrupt: {exc}") from exc
         self._cursor_lock = threading.Lock()
+        self._readers = 0  # report reads streaming now (under _cursor_lock)
         self._queue: queue.Queue[object] = queue.Queue()
         self._dirty: tuple[datetime, datetime] | None = None
         self._closed = False
@@ -216,6 +218,9 @@ class DuckDBEventStore:
 
     #: minutes folded per maintenance step, so ingestion waits at most one step's time
     compaction_step = timedelta(minutes=15)
+    #: how long maintenance may wait for running report reads (exports) to end: a
+    #: compaction step competes with a read for the same cores and doubled its time
+    maintenance_max_delay = 60.0
 
     def _put(self, item: object) -> None:
         if self._closed:
@@ -226,6 +231,7 @@ class DuckDBEventStore:
 
     def _run(self) -> None:
         next_maintenance = time.monotonic() + self.maintenance_interval
+        due_since: float | None = None
         stop = False
         while not stop:
             timeout = max(0.0, next_maintenance - time.monotonic())
@@ -260,7 +266,14 @@ class DuckDBEventStore:
                 except queue.Empty:
                     item = None
             self._flush(batch)
-            if time.monotonic() >= next_maintenance:
+            now = time.monotonic()
+            if now >= next_maintenance:
+                due_since = now if due_since is None else due_since
+                if self._readers and now - due_since < self.maintenance_max_delay:
+                    # Around running exports: look again shortly, run once they end.
+                    next_maintenance = now + 0.25
+                    continue
+                due_since = None
                 more = self._maintenance()
                 # With more to fold, the next step follows the next flush at once.
                 next_maintenance = time.monotonic() + (0.0 if more else self.maintenance_interval)
@@ -430,9 +443,18 @@ class DuckDBEventStore:
             return cursor
 
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-        sql = render_aggregate(plan)
+        return self._stream(render_aggregate(plan), plan, batch_rows)
+
+    def export_lines(
+        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        return self._stream(render_export_lines(plan, file_format), plan, batch_rows)
+
+    def _stream(self, sql: str, plan: QueryPlan, batch_rows: int) -> Iterator[pa.RecordBatch]:
         params: dict[str, Any] = {"start": plan.start, "end": plan.end}
         cursor = self._cursor()
+        with self._cursor_lock:
+            self._readers += 1
         try:
             with _translated("run a report query"):
                 reader: pa.RecordBatchReader = cursor.sql(sql, params=params).to_arrow_reader(
@@ -440,6 +462,8 @@ class DuckDBEventStore:
                 )
                 yield from reader
         finally:
+            with self._cursor_lock:
+                self._readers -= 1
             cursor.close()
 
     def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from mpo_realtime.domain.buckets import Piece
+from mpo_realtime.domain.buckets import Piece, offset_changes
 from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
-from mpo_realtime.domain.report import Dimension, Metric
+from mpo_realtime.domain.report import Dimension, FileFormat, Metric
+from mpo_realtime.domain.zones import get_zone
 
-__all__ = ["render_aggregate"]
+__all__ = ["render_aggregate", "render_export_lines"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -60,8 +62,8 @@ def _in(column: str, ids: tuple[int, ...]) -> str:
     return f"{column} IN ({', '.join(str(int(i)) for i in ids)})"
 
 
-def render_aggregate(plan: QueryPlan) -> str:
-    """SQL with parameters ``$start`` and ``$end``."""
+def render_aggregate(plan: QueryPlan, *, ordered: bool = True) -> str:
+    """SQL with parameters ``$start`` and ``$end``; rows in dimension order if ``ordered``."""
     selects: list[str] = []
     for dim in plan.dimensions:
         expr = ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim, plan)
@@ -71,7 +73,119 @@ def render_aggregate(plan: QueryPlan) -> str:
     where += [_in(col, ids) for col, ids in plan.filters.items() if ids]
     keys = ", ".join(str(i + 1) for i in range(len(plan.dimensions)))
     nonzero = " OR ".join(f"{_METRIC_SQL[m]} <> 0" for m in plan.metrics)
+    order = f" ORDER BY {keys}" if ordered else ""
     return (
         f"SELECT {', '.join(selects)} FROM rollup WHERE {' AND '.join(where)}"
-        f" GROUP BY {keys} HAVING {nonzero} ORDER BY {keys}"
+        f" GROUP BY {keys} HAVING {nonzero}{order}"
+    )
+
+
+# -- export lines: the file's text, made by the engine ----------------------------------
+#
+# The export writers (``exports/writers.py``) define the files' layout. For CSV and JSON
+# the same text can be made by DuckDB itself, in its worker threads and before its sort,
+# so that the runner only copies bytes out: the query and the formatting then overlap,
+# as in DuckDB's own ``COPY``. Every cell is made exactly as the writers make it
+# (``tests/unit/test_export_lines.py`` holds the two byte for byte).
+
+#: JSON escapes of the control characters, as ``json.dumps`` writes them
+_CONTROL_ESCAPES = tuple((code, json.dumps(chr(code))[1:-1]) for code in range(0x20))
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_string(expr: str) -> str:
+    """A JSON string literal of ``expr`` (a VARCHAR), escaped as ``json.dumps`` does."""
+    # DuckDB's to_json escapes like json.dumps (ensure_ascii off) but for the hex digits
+    # of six control characters (upper case). Any value whose literal holds "\u00", a
+    # control character or a backslash-u in the text, takes the exact replace chain.
+    escaped = f"replace(replace({expr}, '\\', '\\\\'), '\"', '\\\"')"
+    for code, escape in _CONTROL_ESCAPES:
+        escaped = f"replace({escaped}, chr({code}), {_quoted(escape)})"
+    literal = f"CAST(to_json({expr}) AS VARCHAR)"
+    return (
+        f"CASE WHEN contains({literal}, '\\u00') THEN '\"' || {escaped} || '\"' ELSE {literal} END"
+    )
+
+
+def _plain_cost(expr: str) -> str:
+    """A ``DECIMAL(38, 9)`` as plain text without trailing zeros (``5``, ``0.25``)."""
+    # Below 10**9 the value fits DECIMAL(18, 9), whose text (all 9 decimals) is quick to
+    # make; its trailing zeros are cut by suffix tests, several times faster than rtrim.
+    text = f"CAST(CAST({expr} AS DECIMAL(18, 9)) AS VARCHAR)"
+    cuts = " ".join(
+        f"WHEN suffix({text}, '{'0' * zeros}') THEN left({text}, strlen({text}) - {cut})"
+        for zeros, cut in [(9, 10), *((z, z) for z in range(8, 0, -1))]
+    )
+    general = f"rtrim(rtrim(CAST({expr} AS VARCHAR), '0'), '.')"
+    return f"CASE WHEN {expr} < 1000000000 THEN CASE {cuts} ELSE {text} END ELSE {general} END"
+
+
+def _local_text(expr: str, dimension: Dimension, plan: QueryPlan) -> str:
+    """ISO-8601 local time with its UTC offset, in ``plan.timezone``, of bucket starts.
+
+    The offset of each stretch between the zone's offset changes is decided in Python
+    (``domain/buckets.py``), as for the buckets themselves; the engine only adds it.
+    """
+    zone = get_zone(plan.timezone)
+    low = min(piece.start for piece in plan.buckets(dimension))
+    stretches = [low, *offset_changes(plan.timezone, low, plan.end)]
+    branches: list[str] = []
+    for since in stretches:
+        local = since.astimezone(zone)
+        offset = local.utcoffset()
+        assert offset is not None
+        suffix = local.isoformat(timespec="seconds")[19:]  # "+05:45", "Z" never
+        shift = offset // _MICROSECOND
+        branches.append(
+            f"strftime(make_timestamp(epoch_us({expr}) + {shift}), '%Y-%m-%dT%H:%M:%S')"
+            f" || {_quoted(suffix)}"
+        )
+    text = branches[0]
+    if len(stretches) > 1:
+        cases = " ".join(
+            f"WHEN {expr} >= {_instant(since)} THEN {branch}"
+            for since, branch in reversed(list(zip(stretches[1:], branches[1:], strict=True)))
+        )
+        text = f"CASE {cases} ELSE {text} END"
+    return f"'\"' || {text} || '\"'"
+
+
+def _cell(column: str, plan: QueryPlan, file_format: FileFormat) -> str:
+    """The text of one cell, as the writers print it (nulls: empty in CSV, null in JSON)."""
+    expr = f'r."{column}"'
+    if column in {m.value for m in Metric}:
+        text = _plain_cost(expr) if column == Metric.COST else f"CAST({expr} AS VARCHAR)"
+    else:
+        dimension = Dimension(column)
+        if dimension.is_time:
+            text = _local_text(expr, dimension, plan)
+        elif dimension is Dimension.PRODUCT_ID:
+            if file_format is FileFormat.CSV:
+                doubled = f"CASE WHEN contains({expr}, '\"') THEN replace({expr}, '\"', '\"\"')"
+                text = f"'\"' || {doubled} ELSE {expr} END || '\"'"
+            else:
+                text = _json_string(expr)
+        else:
+            text = f"CAST({expr} AS VARCHAR)"
+    return f"coalesce({text}, {_quoted('null' if file_format is FileFormat.JSON else '')})"
+
+
+def render_export_lines(plan: QueryPlan, file_format: FileFormat) -> str:
+    """SQL (parameters ``$start``, ``$end``) of one VARCHAR column, ``line``: each row's
+    text in the export file, in the file's order.
+
+    CSV: the row and its line end. JSON: ``,`` then the row's array (the first row's
+    ``,`` is the writer's to drop). Header and JSON frame are the writer's.
+    """
+    cells = [_cell(column, plan, file_format) for column in plan.columns]
+    if file_format is FileFormat.CSV:
+        line = " || ',' || ".join(cells) + " || chr(10)"
+    else:
+        line = "',[' || " + " || ',' || ".join(cells) + " || ']'"
+    keys = ", ".join(f'r."{d.value}"' for d in plan.dimensions)
+    return (
+        f"SELECT {line} AS line FROM ({render_aggregate(plan, ordered=False)}) AS r ORDER BY {keys}"
     )

@@ -23,7 +23,7 @@ from mpo_realtime.api.schemas import (
 )
 from mpo_realtime.domain.errors import Problem
 from mpo_realtime.domain.jobs import Job, JobStatus
-from mpo_realtime.exports.service import CreatedExport
+from mpo_realtime.exports.service import CreatedExport, poll_retry_after
 
 __all__ = ["BASE", "direct_routes", "router", "warning_header"]
 
@@ -197,7 +197,9 @@ async def export_status(
     job = exports.cached_status(client, reportId)
     if job is None:
         job = await run_in_threadpool(exports.status, client, reportId)
-    retry = services.settings.poll_retry_after_seconds
+    retry = poll_retry_after(
+        job, now=exports.clock(), ceiling=services.settings.poll_retry_after_seconds
+    )
     return _status_response(job, request, envelope=envelope, retry_after=retry)
 
 
@@ -206,7 +208,11 @@ async def export_status(
     responses={
         200: {
             "description": "The export file",
-            "content": {"text/csv": {}, "application/json": {}},
+            "content": {
+                "text/csv": {},
+                "application/json": {},
+                "application/vnd.apache.parquet": {},
+            },
         },
     },
     response_class=Response,
@@ -220,12 +226,21 @@ async def download_export(
     """Download a Done export's file (gzip-encoded when the client accepts it)."""
     services = services_of(request)
     download = await run_in_threadpool(services.exports.download, client, reportId)
-    return FileResponse(
+    return _Download(
         download.path,
         media_type=download.content_type,
         filename=download.filename,
         content_disposition_type="attachment",
     )
+
+
+#: bytes read from an export file per step; the gzip middleware compresses steps of this
+#: size in a worker thread (``api/app.py``)
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+class _Download(FileResponse):
+    chunk_size = DOWNLOAD_CHUNK
 
 
 async def _poll_directly(request: Request) -> Response:
