@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -99,6 +100,10 @@ BUCKETS = ["day", "week", "month", "year"]
 METRICS = ["clicks", "displays", "cost"]
 
 _ADVERTISERS = itertools.count(0, 3)
+#: ``make mutate`` runs this test once per mutant of the modules it covers: fewer
+#: examples there, and the same ones for every mutant (docs/testing.md)
+UNDER_MUTMUT = "MUTANT_UNDER_TEST" in os.environ
+EXAMPLES = 15 if UNDER_MUTMUT else 60
 #: outcomes of the examples of this session, for the terminal summary
 OUTCOMES: dict[str, int] = {}
 
@@ -594,7 +599,8 @@ def test_export_matches_an_independent_oracle(oracle_api: Api) -> None:
 
     @given(data=st.data())
     @settings(
-        max_examples=60,
+        max_examples=EXAMPLES,
+        derandomize=UNDER_MUTMUT,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         phases=[Phase.explicit, Phase.generate],
