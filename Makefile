@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=8090` serves on another port (as does MPO_PORT=8090 in the environment)
 PORT ?=
 
-.PHONY: run test lint typecheck unit services browser bench console-screenshot clean
+.PHONY: run test lint typecheck unit services browser bench console-screenshot clean mutate
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON) (once)"
@@ -78,6 +78,16 @@ unit: $(STAMP) services browser
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Mutation testing of the core with mutmut ([tool.mutmut] in pyproject.toml): long (see
+# docs/testing.md for figures), never part of `make test`. One module at a time with
+# `make mutate MUTANTS='mpo_realtime.domain.plan.*'`; survivors: `.venv/bin/mutmut results`,
+# one of them in full: `.venv/bin/mutmut show NAME`.
+MUTANTS ?=
+
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
 
 # Benchmarks are long and measure this machine: run them by hand, figures in docs/benchmarks.md.
 bench: $(STAMP) browser

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,6 +62,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _USED:
         terminalreporter.write_sep("-", "services")
         for line in _USED:
+            terminalreporter.write_line(line)
+    # How many examples of the independent oracle compared a non-empty file (with or
+    # without -s): a property test that mostly compares empty files proves little.
+    oracle = sys.modules.get("tests.acceptance.test_oracle")
+    lines = oracle.summary_lines() if oracle is not None else []
+    if lines:
+        terminalreporter.write_sep("-", "oracle")
+        for line in lines:
             terminalreporter.write_line(line)
 
 
