@@ -95,12 +95,12 @@ def test_same_key_through_two_processes_at_once_counts_once(url: str) -> None:
     """Two stores (as two API processes) get the same keyed request together, many times."""
     first, second = ClickHouseEventStore(url), ClickHouseEventStore(url)
     try:
+
+        def send(store: ClickHouseEventStore) -> IngestReceipt:
+            return store.submit(request("client:k3")).result(timeout=TIMEOUT)
+
         with ThreadPoolExecutor(8) as pool:
-            futures = [
-                pool.submit(lambda s=store: s.submit(request("client:k3")).result(timeout=TIMEOUT))
-                for _ in range(4)
-                for store in (first, second)
-            ]
+            futures = [pool.submit(send, store) for _ in range(4) for store in (first, second)]
             receipts = [f.result() for f in futures]
         assert sum(not r.duplicate for r in receipts) == 1
         assert all(r.events == EVENTS for r in receipts)
