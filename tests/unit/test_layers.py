@@ -60,7 +60,8 @@ def test_domain_does_no_io() -> None:
 
 #: ``cli.py`` is the composition root of the ``mpo`` command (serve, clients, simulate):
 #: it may reach the server's layers; the report client beside it may not.
-CLIENT_COMPOSITION_ROOT = {"cli.py"}
+#: ``mpo`` itself and ``mpo migrate-events`` (registered on it) compose server parts
+CLIENT_COMPOSITION_ROOT = {"cli.py", "migrate_cli.py"}
 #: ``traffic.py`` (``mpo simulate --url``) speaks HTTP too, paced by the pure ``pacing``
 #: module that the embedded demo shares; nothing else of the server
 CLIENT_MAY_IMPORT = {"traffic.py": {"pacing"}}
