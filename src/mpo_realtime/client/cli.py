@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from mpo_realtime import __version__
-from mpo_realtime.client import report_cli
+from mpo_realtime.client import migrate_cli, report_cli
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.domain.jobs import Role
 from mpo_realtime.settings import Settings
@@ -373,6 +373,7 @@ def _client_service(data_dir: Path | None) -> Iterator[ClientService]:
 
 
 report_cli.register(app)  # mpo report, mpo report status|download, mpo login
+migrate_cli.register(app)  # mpo migrate-events
 
 
 def main() -> None:
