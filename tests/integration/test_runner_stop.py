@@ -23,7 +23,7 @@ from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.runner import JobRunner
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
-from mpo_realtime.store.base import EventStore
+from mpo_realtime.store.base import EventStore, LineExporter
 from mpo_realtime.store.simulator import Simulator, World
 
 
@@ -41,6 +41,7 @@ class HeldEventStore:
     def export_lines(
         self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
     ) -> Iterator[pa.RecordBatch]:
+        assert isinstance(self.store, LineExporter)
         return self._held(self.store.export_lines(plan, file_format, batch_rows=1))
 
     def _held(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -32,8 +32,8 @@ from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
-from mpo_realtime.exports.writers import WriteResult, write_lines, write_parquet
-from mpo_realtime.store.base import EventStore
+from mpo_realtime.exports.writers import WriteResult, write_export, write_lines, write_parquet
+from mpo_realtime.store.base import EventStore, LineExporter
 
 __all__ = ["JobRunner", "LeaseLost", "failure_message", "runner_id"]
 
@@ -176,17 +176,23 @@ class JobRunner:
     ) -> WriteResult:
         """Stream the job's rows into ``sink`` in its format.
 
-        CSV and JSON rows come from the store already as the file's text, made in the
-        engine's threads before its sort (``render_export_lines``): the runner only
-        copies bytes, so writing no longer waits for the query and then works alone.
+        CSV and JSON rows come from a :class:`LineExporter` store (DuckDB) already as the
+        file's text, made in the engine's threads before its sort (``render_export_lines``):
+        the runner only copies bytes, so writing no longer waits for the query and then
+        works alone. Other stores' typed rows go through the Python writer.
         Parquet takes the typed rows and writes them in row groups as they come.
         """
         file_format = FileFormat(job.file_format)
         if file_format is FileFormat.PARQUET:
             typed = self._renewing(job, self.events.aggregate(plan), first_batch)
             return write_parquet(typed, columns=plan.columns, timezone=plan.timezone, sink=sink)
-        lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
-        return write_lines(lines, columns=plan.columns, file_format=file_format, sink=sink)
+        if isinstance(self.events, LineExporter):
+            lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
+            return write_lines(lines, columns=plan.columns, file_format=file_format, sink=sink)
+        rows = self._renewing(job, self.events.aggregate(plan), first_batch)
+        return write_export(
+            rows, columns=plan.columns, file_format=file_format, timezone=plan.timezone, sink=sink
+        )
 
     def _release(self, job: Job) -> None:
         """End our lease now: the job stays Pending and the next claim takes it."""

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,7 @@ from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import FileFormat
 
 __all__ = [
+    "LineExporter",
     "COST_TYPE",
     "MAX_ROW_COST",
     "MAX_ROW_COUNT",
@@ -133,13 +134,6 @@ class EventStore(Protocol):
         """Stream the plan's result as record batches (columns named as in the API)."""
         ...
 
-    def export_lines(
-        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream the plan's rows as CSV or JSON text: one string column, each row's text
-        in the export file (``store/plan_sql.py``, ``render_export_lines``), in order."""
-        ...
-
     def catalog(self, advertiser_ids: tuple[int, ...]) -> Catalog: ...
 
     def purge(self, before: datetime) -> int:
@@ -165,3 +159,20 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LineExporter(Protocol):
+    """A store that formats export rows itself, in its engine's threads (DuckDB).
+
+    The runner then only copies the bytes; for a store without it (ClickHouse), the
+    runner formats the typed rows of ``aggregate`` with the Python writer, which gives
+    the same bytes (``tests/unit/test_export_lines.py``).
+    """
+
+    def export_lines(
+        self, plan: QueryPlan, file_format: FileFormat, *, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the plan's rows as CSV or JSON text: one string column, each row's text
+        in the export file (``store/plan_sql.py``, ``render_export_lines``), in order."""
+        ...
