@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -280,3 +281,23 @@ def test_access_log_problems_include_slow_answers(
     assert [getattr(r, "path", None) for r in caplog.records if r.name == ACCESS_LOGGER] == [
         "/health"
     ]
+
+
+def test_ready_is_503_when_the_event_store_fails(api: Api) -> None:
+    api.services.events.close()  # every query now fails
+    answer = api.http.get("/ready")
+    assert answer.status_code == 503
+    body = answer.json()
+    assert (body["status"], body["jobStore"], body["migrations"]) == ("unavailable", "ok", "ok")
+    assert body["eventStore"].startswith("error: ")
+
+
+def test_ready_is_503_when_the_job_store_fails(api: Api) -> None:
+    path = Path(api.services.settings.resolved_job_store_url.removeprefix("sqlite:///"))
+    api.services.jobs.close()
+    path.write_bytes(b"this is not a database " * 200)
+    answer = api.http.get("/ready")
+    assert answer.status_code == 503
+    body = answer.json()
+    assert (body["status"], body["eventStore"], body["jobStore"]) == ("unavailable", "ok", "error")
+    assert body["migrations"].startswith("error: ")
