@@ -131,6 +131,9 @@ class JobRunner:
             first_batch: list[float] = []
             with self.files.open_new(name) as sink:
                 result = self._write(job, plan, first_batch, sink)
+            # Arrow's allocator keeps what an export freed for the next one: hand it back,
+            # so that the server's memory does not creep up export after export.
+            pa.default_memory_pool().release_unused()
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", job.id)
             return
