@@ -32,7 +32,7 @@ from mpo_realtime.domain.report import FileFormat
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
-from mpo_realtime.exports.writers import WriteResult, write_lines, write_parquet
+from mpo_realtime.exports.writers import WriteResult, write_export, write_lines, write_parquet
 from mpo_realtime.store.base import EventStore
 
 __all__ = ["JobRunner", "LeaseLost", "failure_message", "runner_id"]
@@ -78,9 +78,11 @@ class JobRunner:
         clock: Clock = utcnow,
         on_finished: Callable[[Job], None] | None = None,
         max_running_per_client: int | None = None,
+        text_in_engine: bool = False,
     ) -> None:
         """``max_running_per_client``: how many of this runner's loops one client's jobs
-        may hold at once; ``None`` is all of them, until :meth:`serve` picks its default."""
+        may hold at once; ``None`` is all of them, until :meth:`serve` picks its default.
+        ``text_in_engine``: CSV and JSON text made by the store (see :meth:`_write`)."""
         self.jobs = jobs
         self.events = events
         self.files = files
@@ -90,6 +92,7 @@ class JobRunner:
         self.clock = clock
         self.on_finished = on_finished
         self.max_running_per_client = max_running_per_client
+        self.text_in_engine = text_in_engine
         self._wake = asyncio.Event()
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -179,17 +182,27 @@ class JobRunner:
     ) -> WriteResult:
         """Stream the job's rows into ``sink`` in its format.
 
-        CSV and JSON rows come from the store already as the file's text, made in the
-        engine's threads before its sort (``render_export_lines``): the runner only
-        copies bytes, so writing no longer waits for the query and then works alone.
+        By default the writers format the typed rows as they stream (``write_export``).
+        With ``text_in_engine``, CSV and JSON rows come from the store already as the
+        file's text, made in the engine's threads before its sort (``render_export_lines``,
+        byte for byte the same files): the runner only copies bytes. That overlaps the
+        formatting with the query on idle cores, but DuckDB's sort of text rows needs more
+        memory than of typed ones: under the default 160 MB limit a 9.5M-row result failed
+        with "Out of Memory" (``docs/benchmarks.md``), so it is not the default.
         Parquet takes the typed rows and writes them in row groups as they come.
         """
         file_format = FileFormat(job.file_format)
+        columns = plan.columns
         if file_format is FileFormat.PARQUET:
             typed = self._renewing(job, self.events.aggregate(plan), first_batch)
-            return write_parquet(typed, columns=plan.columns, timezone=plan.timezone, sink=sink)
-        lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
-        return write_lines(lines, columns=plan.columns, file_format=file_format, sink=sink)
+            return write_parquet(typed, columns=columns, timezone=plan.timezone, sink=sink)
+        if self.text_in_engine:
+            lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
+            return write_lines(lines, columns=columns, file_format=file_format, sink=sink)
+        rows = self._renewing(job, self.events.aggregate(plan), first_batch)
+        return write_export(
+            rows, columns=columns, file_format=file_format, timezone=plan.timezone, sink=sink
+        )
 
     def _release(self, job: Job) -> None:
         """End our lease now: the job stays Pending and the next claim takes it."""
