@@ -126,6 +126,7 @@ class Services:
             lease=timedelta(seconds=settings.lease_seconds),
             on_finished=metrics.job_finished,
             max_running_per_client=settings.max_running_per_client or None,
+            text_in_engine=settings.exports_text_in_engine,
         )
         exports = ExportService(
             jobs=jobs,

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(45, description="Roll-up rows older than this are purged.")
     max_ids_per_filter: int = Field(10_000, description="Most IDs in one report filter.")
     runner_concurrency: int = Field(2, description="Export jobs run at once by this process.")
+    exports_text_in_engine: bool = Field(
+        False,
+        description="Let DuckDB make the CSV/JSON text in its threads, before its sort "
+        "(byte-identical files; faster on idle cores, but its sort of text rows needs more "
+        "memory: with the default memory limit, results of ~10M rows fail).",
+    )
     max_running_per_client: int = Field(
         0,
         ge=0,

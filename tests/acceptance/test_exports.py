@@ -385,3 +385,27 @@ def test_no_partial_file_is_ever_served(api: Api) -> None:
     assert not files.exists(f"{export_id}.csv")
     assert api.download(export_id, headers).status_code == 409
     assert json.loads(api.poll(export_id, headers).text)["status"] == "Pending"
+
+
+def test_text_made_by_the_engine_gives_the_same_files(api: Api) -> None:
+    """``exports_text_in_engine``: the runner copies DuckDB-made lines; same bytes."""
+    rows = [
+        {**SOURCE_ROWS[0], "product_id": product, "seller_id": seller}
+        for seller, product in enumerate(['q"uote', "comma,x", "é", "back\\slash\n"])
+    ]
+    api.add_rows([*SOURCE_ROWS, *rows])
+    headers = api.token()
+    for file_format in ("csv", "json"):
+        for dimensions in (["advertiserId", "campaignId"], ["sellerId", "productId", "day"]):
+            request = {
+                **SOURCE_REQUEST,
+                "dimensions": dimensions,
+                "fileFormat": file_format,
+                "timezone": "Asia/Kathmandu",
+            }
+            api.services.runner.text_in_engine = False
+            typed = api.export(request, {**headers, "Cache-Control": "no-cache"})
+            api.services.runner.text_in_engine = True
+            made = api.export(request, {**headers, "Cache-Control": "no-cache"})
+            assert typed.status_code == made.status_code == 200
+            assert made.content == typed.content and len(made.content) > 60

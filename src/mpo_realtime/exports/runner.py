@@ -78,9 +78,11 @@ class JobRunner:
         clock: Clock = utcnow,
         on_finished: Callable[[Job], None] | None = None,
         max_running_per_client: int | None = None,
+        text_in_engine: bool = False,
     ) -> None:
         """``max_running_per_client``: how many of this runner's loops one client's jobs
-        may hold at once; ``None`` is all of them, until :meth:`serve` picks its default."""
+        may hold at once; ``None`` is all of them, until :meth:`serve` picks its default.
+        ``text_in_engine``: CSV and JSON text made by the store (see :meth:`_write`)."""
         self.jobs = jobs
         self.events = events
         self.files = files
@@ -90,6 +92,7 @@ class JobRunner:
         self.clock = clock
         self.on_finished = on_finished
         self.max_running_per_client = max_running_per_client
+        self.text_in_engine = text_in_engine
         self._wake = asyncio.Event()
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -131,6 +134,9 @@ class JobRunner:
             first_batch: list[float] = []
             with self.files.open_new(name) as sink:
                 result = self._write(job, plan, first_batch, sink)
+            # Arrow's allocator keeps what an export freed for the next one: hand it back,
+            # so that the server's memory does not creep up export after export.
+            pa.default_memory_pool().release_unused()
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", job.id)
             return
@@ -176,22 +182,27 @@ class JobRunner:
     ) -> WriteResult:
         """Stream the job's rows into ``sink`` in its format.
 
-        CSV and JSON rows come from a :class:`LineExporter` store (DuckDB) already as the
-        file's text, made in the engine's threads before its sort (``render_export_lines``):
-        the runner only copies bytes, so writing no longer waits for the query and then
-        works alone. Other stores' typed rows go through the Python writer.
+        By default the writers format the typed rows as they stream (``write_export``).
+        With ``text_in_engine`` and a :class:`LineExporter` store (DuckDB), CSV and JSON
+        rows come from the store already as the file's text, made in the engine's threads
+        before its sort (``render_export_lines``, byte for byte the same files): the
+        runner only copies bytes. That overlaps the
+        formatting with the query on idle cores, but DuckDB's sort of text rows needs more
+        memory than of typed ones: under the default 160 MB limit a 9.5M-row result failed
+        with "Out of Memory" (``docs/benchmarks.md``), so it is not the default.
         Parquet takes the typed rows and writes them in row groups as they come.
         """
         file_format = FileFormat(job.file_format)
+        columns = plan.columns
         if file_format is FileFormat.PARQUET:
             typed = self._renewing(job, self.events.aggregate(plan), first_batch)
-            return write_parquet(typed, columns=plan.columns, timezone=plan.timezone, sink=sink)
-        if isinstance(self.events, LineExporter):
+            return write_parquet(typed, columns=columns, timezone=plan.timezone, sink=sink)
+        if self.text_in_engine and isinstance(self.events, LineExporter):
             lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
-            return write_lines(lines, columns=plan.columns, file_format=file_format, sink=sink)
+            return write_lines(lines, columns=columns, file_format=file_format, sink=sink)
         rows = self._renewing(job, self.events.aggregate(plan), first_batch)
         return write_export(
-            rows, columns=plan.columns, file_format=file_format, timezone=plan.timezone, sink=sink
+            rows, columns=columns, file_format=file_format, timezone=plan.timezone, sink=sink
         )
 
     def _release(self, job: Job) -> None:

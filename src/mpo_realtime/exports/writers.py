@@ -133,7 +133,7 @@ def write_lines(
 
 #: rows per Parquet row group: large enough for column statistics and compression to pay,
 #: small enough that one group's batches (tens of MB) are all the writer holds
-PARQUET_ROW_GROUP_ROWS: Final = 262_144
+PARQUET_ROW_GROUP_ROWS: Final = 131_072
 
 
 def parquet_schema(columns: Sequence[str], timezone: str) -> pa.Schema:

@@ -163,11 +163,11 @@ class EventStore(Protocol):
 
 @runtime_checkable
 class LineExporter(Protocol):
-    """A store that formats export rows itself, in its engine's threads (DuckDB).
+    """A store that can format export rows itself, in its engine's threads (DuckDB).
 
-    The runner then only copies the bytes; for a store without it (ClickHouse), the
-    runner formats the typed rows of ``aggregate`` with the Python writer, which gives
-    the same bytes (``tests/unit/test_export_lines.py``).
+    The runner uses it when configured to (``text_in_engine``); otherwise, and for a store
+    without it (ClickHouse), it formats the typed rows of ``aggregate`` with the Python
+    writer: the same bytes either way (``tests/unit/test_export_lines.py``).
     """
 
     def export_lines(
