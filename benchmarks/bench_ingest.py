@@ -479,7 +479,9 @@ def bench_http(args: argparse.Namespace) -> dict[str, Any]:
 
         client = create_client(data_dir, "bench", advertisers, ingest=True)
         displays_sent = 0
-        with running_server(data_dir) as server:
+        # --event-store-url clickhouse://...: the same run against the ClickHouse store
+        store_env = {"MPO_EVENT_STORE_URL": args.event_store_url} if args.event_store_url else {}
+        with running_server(data_dir, env=store_env) as server:
             token = get_token(server.url, client["client_id"], client["client_secret"])
             cpu0 = cpu_seconds(server.pid)
             command = [sys.executable, str(Path(__file__).resolve()), "--load-worker"]
@@ -517,11 +519,20 @@ def bench_http(args: argparse.Namespace) -> dict[str, Any]:
             displays_sent += fresh["displays_sent"]
             result["freshness_http"] = fresh
         # The server is stopped: its DuckDB file may be opened here.
-        store = DuckDBEventStore(data_dir / "events.duckdb")
-        try:
-            totals = store.totals()
-        finally:
-            store.close()
+        if args.event_store_url:
+            from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
+
+            shared = ClickHouseEventStore(args.event_store_url)
+            try:
+                totals = shared.totals()
+            finally:
+                shared.close()
+        else:
+            store = DuckDBEventStore(data_dir / "events.duckdb")
+            try:
+                totals = store.totals()
+            finally:
+                store.close()
         exact = load["requests_ambiguous"] == 0
         result["check"] = {
             "displays_sent": displays_sent,
@@ -751,6 +762,9 @@ def main() -> None:
     parser.add_argument("--fresh-load-rate", type=float, default=20_000.0)
     parser.add_argument("--fresh-max-seconds", type=float, default=120.0)
     parser.add_argument("--flush-interval", type=float, default=0.1)
+    parser.add_argument(
+        "--event-store-url", help="http: serve on this store (clickhouse://...; empty database)"
+    )
     # internal: the separate load process
     parser.add_argument("--load-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -214,7 +214,8 @@ def clickhouse_database(service: Service, **options: float) -> Iterator[str]:
     try:
         yield f"{base}/{name}" + (f"?{query}" if query else "")
     finally:
-        services.clickhouse_query(service, f"DROP DATABASE IF EXISTS `{name}`")
+        # a busy server may take a while to drop a database of many parts
+        services.clickhouse_query(service, f"DROP DATABASE IF EXISTS `{name}`", timeout=120)
 
 
 @pytest.fixture

@@ -133,6 +133,8 @@ class ClickHouseEventStore:
         # An insert that has not finished well within the lease has failed (see above).
         timeout = max(1.0, own.get("lease", lease) / 3)
         self._writer = self._client(send_receive_timeout=timeout)
+        #: inserts send NumPy columns: no Python object per value on the way
+        self._rows_writer = self._client(send_receive_timeout=timeout, use_numpy="true")
         #: batches whose insert the server refused: their intents need no waiting for
         self._dead: set[int] = set()
         #: a hook between steps of a flush, for tests of the crash windows
@@ -368,7 +370,7 @@ class ClickHouseEventStore:
         """Store ``table`` now as batch ``batch_id``, on a connection of the caller's own
         (imports: ``store/migrate.py``); the roll-up rows written."""
         table = conformed(table)
-        client = self._client()
+        client = self._client(use_numpy="true")
         try:
             with _translated("store events"):
                 return self._insert(table, batch_id, client)
@@ -406,38 +408,48 @@ class ClickHouseEventStore:
                 time.sleep(0.1)
 
     def _insert(self, table: pa.Table, batch_id: int, client: Client | None = None) -> int:
-        """Write marks and catalog first (repeats are harmless), the rows last, in one block."""
-        client = client or self._writer
+        """Write marks and catalog first (repeats are harmless), the rows last, in one block.
+
+        ``client`` must have been opened with ``use_numpy``: columns go over as arrays.
+        """
+        client = client or self._rows_writer
         rows = pre_aggregated(table)
-        minutes = _seconds(table["minute"])
-        advertisers = table["advertiser_id"].to_numpy()
-        hours = np.unique(np.stack([advertisers, minutes - minutes % 3600], axis=1), axis=0)
+        seconds = _seconds(table["minute"])
+        marks = (
+            pa.table({"a": table["advertiser_id"], "h": pa.array(seconds - seconds % 3600)})
+            .group_by(["a", "h"], use_threads=False)
+            .aggregate([])
+        )
         # Stamped ahead by the lease: an export created after this time is sure to see the
         # rows, which are stored (or have failed) well within it.
         stamp = _now_us() + self.lease_us
         client.execute(
             f"INSERT INTO {self._db}.write_marks (advertiser_id, hour, written_us) VALUES",
-            [(int(a), int(h), stamp) for a, h in hours],
+            [
+                marks["a"].to_numpy(),
+                marks["h"].to_numpy().astype("datetime64[s]"),
+                np.full(marks.num_rows, stamp, dtype=np.int64),
+            ],
+            columnar=True,
         )
-        catalog = table.select(["advertiser_id", "partner_id", "campaign_id", "seller_id"])
-        entries = catalog.group_by(catalog.column_names).aggregate([]).to_pylist()
+        names = ["advertiser_id", "partner_id", "campaign_id", "seller_id"]
+        entries = table.select(names).group_by(names, use_threads=False).aggregate([])
         client.execute(
-            f"INSERT INTO {self._db}.catalog (advertiser_id, partner_id, campaign_id, seller_id)"
-            " VALUES",
-            [tuple(e.values()) for e in entries],
+            f"INSERT INTO {self._db}.catalog ({', '.join(names)}) VALUES",
+            [entries[name].to_numpy() for name in names],
+            columnar=True,
         )
         columns = [
-            # raw epoch seconds: the driver then skips its per-value time-zone conversion
-            (_seconds(rows["minute"])).tolist(),
-            rows["advertiser_id"].to_pylist(),
-            rows["partner_id"].to_pylist(),
-            rows["campaign_id"].to_pylist(),
-            rows["seller_id"].to_pylist(),
-            rows["product_id"].to_pylist(),
-            rows["displays"].to_pylist(),
-            rows["clicks"].to_pylist(),
-            rows["cost_nanos"].to_pylist(),
-            [batch_id] * rows.num_rows,
+            _seconds(rows["minute"]).astype("datetime64[s]"),
+            *(
+                rows[name].to_numpy()
+                for name in ("advertiser_id", "partner_id", "campaign_id", "seller_id")
+            ),
+            np.array(rows["product_id"].to_pylist(), dtype=object),
+            rows["displays"].to_numpy(),
+            rows["clicks"].to_numpy(),
+            rows["cost_nanos"].to_numpy(),
+            np.full(rows.num_rows, batch_id, dtype=np.uint64),
         ]
         client.execute(
             f"INSERT INTO {self._db}.rollup (minute, advertiser_id, partner_id, campaign_id,"
@@ -549,6 +561,7 @@ class ClickHouseEventStore:
         self._queue.put(_STOP)
         self._thread.join()
         self._writer.disconnect()
+        self._rows_writer.disconnect()
 
 
 def _answer_repeat(item: _Ingest, events: int, digest: str) -> None:
