@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     exports_text_in_engine: bool = Field(
         False,
         description="Let DuckDB make the CSV/JSON text in its threads, before its sort "
-        "(byte-identical files; faster on idle cores, but its sort of text rows needs more "
-        "memory: with the default memory limit, results of ~10M rows fail).",
+        "(byte-identical files; overlaps formatting with the query on idle cores, but the "
+        "sort carries more bytes per row).",
     )
     max_running_per_client: int = Field(
         0,

@@ -253,7 +253,7 @@ def test_money_and_counts_at_their_limits(store: DuckDBEventStore) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     products=st.lists(st.text(max_size=12), min_size=1, max_size=8),
-    costs=st.lists(st.decimals(0, 10**9, places=9), min_size=1, max_size=8),
+    costs=st.lists(st.decimals(0, MAX_ROW_COST, places=9), min_size=1, max_size=8),
     zone=st.sampled_from(ZONES),
     bucket=st.sampled_from(TIME_DIMENSIONS),
 )

@@ -187,9 +187,9 @@ class JobRunner:
         rows come from the store already as the file's text, made in the engine's threads
         before its sort (``render_export_lines``, byte for byte the same files): the
         runner only copies bytes. That overlaps the
-        formatting with the query on idle cores, but DuckDB's sort of text rows needs more
-        memory than of typed ones: under the default 160 MB limit a 9.5M-row result failed
-        with "Out of Memory" (``docs/benchmarks.md``), so it is not the default.
+        formatting with the query on idle cores, but DuckDB's sort then carries more bytes
+        per row than the typed columns, and on the loaded machine it was measured on it
+        gained no time (``docs/benchmarks.md``): not the default until measured further.
         Parquet takes the typed rows and writes them in row groups as they come.
         """
         file_format = FileFormat(job.file_format)
