@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,20 +60,34 @@ def test_domain_does_no_io() -> None:
         assert not modules & forbidden, f"{path.name} imports {sorted(modules & forbidden)}"
 
 
-#: ``cli.py`` is the composition root of the ``mpo`` command (serve, clients, simulate):
-#: it may reach the server's layers; the report client beside it may not.
-CLIENT_COMPOSITION_ROOT = {"cli.py"}
 #: ``traffic.py`` (``mpo simulate --url``) speaks HTTP too, paced by the pure ``pacing``
 #: module that the embedded demo shares; nothing else of the server
 CLIENT_MAY_IMPORT = {"traffic.py": {"pacing"}}
 
 
 def test_client_speaks_only_http() -> None:
-    """The report client and ``mpo report`` import nothing of the server: only HTTP."""
-    modules = [
-        p for p in (PACKAGE / "client").rglob("*.py") if p.name not in CLIENT_COMPOSITION_ROOT
-    ]
+    """The report client and ``mpo report`` import nothing of the server: only HTTP.
+
+    The ``mpo`` command's composition root is ``mpo_realtime/cli/``, outside ``client/``.
+    """
+    modules = list((PACKAGE / "client").rglob("*.py"))
     assert {p.name for p in modules} >= {"__init__.py", "_base.py", "report_cli.py"}
     for path in modules:
         extra = _project_imports(path) - {"client"} - CLIENT_MAY_IMPORT.get(path.name, set())
         assert not extra, f"client/{path.name} imports {sorted(extra)}"
+
+
+#: what ``mpo --help`` must not import: the settings, the stores, the server, the client
+HEAVY_AT_HELP = ["pydantic", "sqlalchemy", "duckdb", "fastapi", "httpx", "pyarrow", "uvicorn"]
+
+
+def test_cli_imports_nothing_heavy_until_a_command_runs() -> None:
+    """``mpo --help`` answers at once: commands import their parts when they run."""
+    probe = (
+        "import sys, mpo_realtime.cli; "
+        f"print(','.join(m for m in {HEAVY_AT_HELP!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""

@@ -28,7 +28,7 @@ import pyarrow as pa
 from mpo_realtime.domain.jobs import Job
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import FileFormat
-from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.files import FileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
 from mpo_realtime.exports.writers import write_export
@@ -70,7 +70,7 @@ class JobRunner:
         *,
         jobs: SqlJobStore,
         events: EventStore,
-        files: LocalFileStore,
+        files: FileStore,
         export_ttl: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
