@@ -17,6 +17,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	@echo "==> Installing mpo-realtime and its dependencies into $(VENV) (about a minute, once)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# Optional: a current ClickHouse engine in process, to run the ClickHouse store's SQL
+	@# on a current release in the tests (without it, that one test skips and says why).
+	$(BIN)/python -m pip install --quiet "chdb>=3" || echo "==> chdb could not be installed"
 	@touch $(STAMP)
 	@echo "==> Installed"
 

@@ -178,3 +178,32 @@ def steady_minute() -> None:
     into_minute = time.time() % 60
     if into_minute > 50:
         time.sleep(60.5 - into_minute)
+
+
+# ---------------------------------------------------------------------------------------
+# ClickHouse databases: one name prefix per test run, one database per test (or example),
+# dropped after, so runs and tests never see each other's data.
+# ---------------------------------------------------------------------------------------
+
+_CLICKHOUSE_RUN = f"mpo_test_{secrets.token_hex(4)}"
+_CLICKHOUSE_SEQUENCE = itertools.count()
+
+
+@contextlib.contextmanager
+def clickhouse_database(service: Service, **options: float) -> Iterator[str]:
+    """The ``clickhouse://`` URL of a new database on ``service`` (created by the store),
+    with the store's ``options`` (``flush_interval``, ``lease``); dropped after."""
+    name = f"{_CLICKHOUSE_RUN}_{next(_CLICKHOUSE_SEQUENCE)}"
+    base = service.url.rsplit("/", 1)[0]
+    query = "&".join(f"{key}={value}" for key, value in options.items())
+    try:
+        yield f"{base}/{name}" + (f"?{query}" if query else "")
+    finally:
+        services.clickhouse_query(service, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def clickhouse_url(clickhouse_service: Service) -> Iterator[str]:
+    """URL of an empty ClickHouse database of this test's own, quick to flush."""
+    with clickhouse_database(clickhouse_service, flush_interval=0.01) as url:
+        yield url

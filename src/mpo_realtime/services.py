@@ -34,13 +34,22 @@ log = logging.getLogger(__name__)
 def open_event_store(
     settings: Settings, *, on_stored: Callable[[int, int], None] | None = None
 ) -> EventStore:
-    """The event store named by the URL: ``duckdb:///relative``, ``duckdb:////absolute``.
+    """The event store named by the URL: ``duckdb:///relative``, ``duckdb:////absolute``,
+    or ``clickhouse://[user:password@]host:port/database`` (shared by many processes).
 
     ``on_stored(requests, events)`` is called after each committed ingest flush.
     """
     url = settings.resolved_event_store_url
+    if url.startswith(("clickhouse://", "clickhouses://")):
+        # imported here: the embedded default never loads the ClickHouse driver
+        from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
+
+        return ClickHouseEventStore(url, on_stored=on_stored)
     if not url.startswith("duckdb:///"):
-        raise StoreError(f"unsupported event store URL {url!r}: use duckdb:///path")
+        raise StoreError(
+            f"unsupported event store URL {url!r}: use duckdb:///path or "
+            "clickhouse://host:port/database"
+        )
     return DuckDBEventStore(
         url.removeprefix("duckdb:///"),
         flush_interval=settings.flush_interval_seconds,
@@ -52,6 +61,8 @@ def open_event_store(
 def _refuse_lost_event_store(settings: Settings, jobs: SqlJobStore) -> None:
     """A missing event store beside a job store that has run exports was lost or moved:
     starting an empty one would silently answer every report with nothing."""
+    if not settings.resolved_event_store_url.startswith("duckdb:///"):
+        return  # a server store (ClickHouse) is checked by connecting to it
     path = Path(settings.resolved_event_store_url.removeprefix("duckdb:///"))
     if settings.allow_new_event_store or path.name == ":memory:" or path.exists():
         return
