@@ -249,14 +249,96 @@ def _event_store(settings: Settings) -> list[Finding]:
     url = settings.resolved_event_store_url
     if url.startswith("duckdb:///"):
         return _duckdb(Path(url.removeprefix("duckdb:///")))
+    if url.startswith(("clickhouse://", "clickhouses://")):
+        return _clickhouse(url)
     return [
         Finding(
             "event store",
             Level.FAIL,
             f"unsupported event store URL {url!r}",
-            "set MPO_EVENT_STORE_URL=duckdb:///PATH",
+            "set MPO_EVENT_STORE_URL=duckdb:///PATH or clickhouse://HOST:9000/DATABASE",
         )
     ]
+
+
+#: the tables the ClickHouse store makes (and finds) in its database
+CLICKHOUSE_TABLES = ("catalog", "ingest_keys", "rollup", "write_marks")
+
+
+def _clickhouse(url: str) -> list[Finding]:
+    from clickhouse_driver import Client
+    from clickhouse_driver import errors as ch_errors
+
+    from mpo_realtime.store.clickhouse_sql import quote_ident
+    from mpo_realtime.store.clickhouse_store import parse_url
+
+    part = "event store"
+    driver_url, database, _ = parse_url(url)
+    shown = _redacted(url.split("?", 1)[0])
+    client = Client.from_url(driver_url + ("&" if "?" in driver_url else "?") + "connect_timeout=5")
+    failures = (ch_errors.Error, OSError, EOFError)
+    try:
+        try:
+            version = client.execute("SELECT version()")[0][0]
+        except failures as exc:
+            return [
+                Finding(
+                    part,
+                    Level.FAIL,
+                    f"cannot reach ClickHouse at {shown}: {exc}",
+                    "check MPO_EVENT_STORE_URL (the native port, 9000 by default, not HTTP's "
+                    "8123), that clickhouse-server runs and listens on this address "
+                    "(listen_host), and the user and password",
+                )
+            ]
+        findings = [Finding(part, Level.OK, f"ClickHouse {version} at {shown}")]
+        rows = client.execute(
+            "SELECT name FROM system.tables WHERE database = %(db)s", {"db": database}
+        )
+        present = {row[0] for row in rows}
+        missing = [t for t in CLICKHOUSE_TABLES if t not in present]
+        if not missing:
+            findings.append(Finding(part, Level.OK, f"database {database}: every table present"))
+        elif len(missing) < len(CLICKHOUSE_TABLES):
+            findings.append(
+                Finding(
+                    part,
+                    Level.FAIL,
+                    f"database {database} lacks {', '.join(missing)}",
+                    "start any mpo process on it once: the store creates missing tables",
+                )
+            )
+        else:
+            findings.append(
+                Finding(part, Level.OK, f"database {database}: tables made at the first start")
+            )
+        probe = f"{quote_ident(database)}.{quote_ident('doctor_' + uuid.uuid4().hex)}"
+        try:
+            client.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}")
+            client.execute(f"CREATE TABLE {probe} (x UInt8) ENGINE = Memory")
+            client.execute(f"INSERT INTO {probe} (x) VALUES", [(1,)])
+            client.execute(f"DROP TABLE {probe}")
+            findings.append(Finding(part, Level.OK, "may create tables, insert and drop"))
+        except failures as exc:
+            findings.append(
+                Finding(
+                    part,
+                    Level.FAIL,
+                    f"this user may not create tables or insert in {database}: {exc}",
+                    "use a user that is not readonly and may CREATE, INSERT, SELECT and "
+                    "ALTER ... DELETE in that database (users.xml or GRANT)",
+                )
+            )
+
+        def clickhouse_now() -> datetime:
+            seconds = client.execute("SELECT toUnixTimestamp(now())")[0][0]
+            # whole seconds: half a second is the middle of what the server could mean
+            return datetime.fromtimestamp(seconds + 0.5, UTC)
+
+        findings.append(_skew(part, clickhouse_now))
+        return findings
+    finally:
+        client.disconnect()
 
 
 def _duckdb(path: Path) -> list[Finding]:

@@ -136,3 +136,28 @@ def test_doctor_embedded_defaults_on_a_fresh_dir_are_fine_and_make_nothing(tmp_p
     findings = diagnose(Settings(data_dir=data_dir))
     assert {f.level for f in findings} == {Level.OK}
     assert not data_dir.exists()
+
+
+def test_doctor_clickhouse_reachable_and_writable(tmp_path: Path, clickhouse_url: str) -> None:
+    from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
+
+    ClickHouseEventStore(clickhouse_url).close()  # makes its tables
+
+    findings = diagnose(Settings(data_dir=tmp_path, event_store_url=clickhouse_url))
+
+    levels = _levels(findings, "event store")
+    assert {level for level, _ in levels} == {Level.OK}, levels
+    summaries = [summary for _, summary in levels]
+    assert summaries[0].startswith("ClickHouse ")
+    assert summaries[1].endswith(": every table present")
+    assert summaries[2:4] == ["may create tables, insert and drop", summaries[3]]
+    assert summaries[3].startswith("clock ")
+
+
+def test_doctor_clickhouse_unreachable_fails(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"clickhouse://127.0.0.1:{port}/mpo"
+    findings = diagnose(Settings(data_dir=tmp_path, event_store_url=url))
+    [(level, summary)] = _levels(findings, "event store")
+    assert level is Level.FAIL
+    assert summary.startswith(f"cannot reach ClickHouse at {url}")
