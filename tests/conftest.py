@@ -199,7 +199,8 @@ def clickhouse_database(service: Service, **options: float) -> Iterator[str]:
     try:
         yield f"{base}/{name}" + (f"?{query}" if query else "")
     finally:
-        services.clickhouse_query(service, f"DROP DATABASE IF EXISTS `{name}`")
+        # a large database on a busy machine takes a while to drop on 18.16
+        services.clickhouse_query(service, f"DROP DATABASE IF EXISTS `{name}`", timeout=120)
 
 
 @pytest.fixture

@@ -26,11 +26,13 @@ REQUEST = {"advertiserIds": ["321"], "dimensions": ["advertiserId", "campaignId"
 class _Slow:
     """The real event store, answering one row per batch, ``delay`` apart (a long export)."""
 
-    def __init__(self, inner: EventStore, delay: float) -> None:
+    def __init__(self, inner: EventStore, delay: float, first: float = 0.0) -> None:
         self.inner = inner
         self.delay = delay
+        self.first = first
 
     def aggregate(self, plan: QueryPlan, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        time.sleep(self.first)  # a query that runs long before its first row
         for batch in self.inner.aggregate(plan, batch_rows=batch_rows):
             for row in range(batch.num_rows):
                 time.sleep(self.delay)
@@ -71,14 +73,18 @@ def _runner(api: Api, owner: str, events: Any = None) -> JobRunner:
     )
 
 
-def test_lease_renewed_while_a_long_export_runs(api: Api) -> None:
-    """An export running for four leases keeps its job: no other runner claims it."""
+@pytest.mark.parametrize(
+    ("delay", "first"), [(0.2, 0.0), (0.0, 4.0)], ids=["slow-rows", "slow-query"]
+)
+def test_lease_renewed_while_a_long_export_runs(api: Api, delay: float, first: float) -> None:
+    """An export running for four leases keeps its job: no other runner claims it, be
+    it slow between rows or slow before its first one."""
     api.add_rows(_rows(20))
     headers = api.token()
     created = api.create({**REQUEST, "lookbackWindow": 120}, headers)
     assert created.status_code == 200, created.text
     job_id = created.json()["exportId"]
-    slow = _runner(api, "slow", _Slow(api.services.events, delay=0.2))
+    slow = _runner(api, "slow", _Slow(api.services.events, delay=delay, first=first))
     other = _runner(api, "other")
     stolen: list[Any] = []
     claimed = api.services.jobs.claim_next(owner="slow", now=datetime.now(UTC), lease=LEASE)
