@@ -377,3 +377,92 @@ def _wait_claimed(cluster: Cluster, export_id: str, timeout: float) -> str:
             return str(row["lease_owner"])
         time.sleep(0.02)
     raise AssertionError("no worker claimed the export")
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _wait_children(pid: int, count: int, timeout: float = 60) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = _children(pid)
+        if len(children) == count:
+            return children
+        time.sleep(0.1)
+    raise AssertionError(f"{pid} has children {_children(pid)}, not {count}")
+
+
+def test_scale_out_serve_processes_shares_one_port_and_restarts_a_dead_one(
+    cluster: Cluster,
+) -> None:
+    (cluster.root / "supervised").mkdir()
+    server = Server(cluster.root / "supervised", "--processes", "2", "--no-runner")
+    server.env = cluster.env
+    server.launch()
+    try:
+        _wait_health(server)
+        assert server.process is not None
+        first = _wait_children(server.process.pid, 2)
+        client = cluster.client("405")
+        headers = server.token(client)  # and the cluster's own APIs accept it
+        poll = f"{STATS}/report-jobs/{uuid.uuid4()}"
+        assert httpx.get(f"{cluster.apis[0].base}{poll}", headers=headers).status_code == 403
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        codes = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _children(server.process.pid) & first == first:
+            time.sleep(0.05)
+        while time.monotonic() < deadline:
+            codes.add(httpx.get(f"{server.base}{poll}", headers=headers).status_code)
+            now = _children(server.process.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        assert codes == {403}  # the other process answered meanwhile
+        assert len(_children(server.process.pid) - first) == 1
+
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert "with 2 API processes" in server.output
+        assert "exited with -9: starting it again" in server.output
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["serve", "--processes", "2"], "mpo serve --processes 2"),
+        (["worker"], "mpo worker"),
+    ],
+)
+def test_scale_out_refused_on_embedded_stores(
+    tmp_path: Path, command: list[str], named: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPO_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mpo_realtime", *command, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {named} needs stores that several processes")
+    assert "MPO_EVENT_STORE_URL=duckdb:///" in done.stderr
+    assert "MPO_JOB_STORE_URL=sqlite:///" in done.stderr
+    assert ("MPO_RATE_LIMIT_STORAGE_URL=memory://" in done.stderr) is (command != ["worker"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was made
