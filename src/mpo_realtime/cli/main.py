@@ -3,8 +3,8 @@
 Command modules import only typer and plain defaults at import time; what a command
 needs (settings, stores, the server, the HTTP client) is imported when it runs. The
 report client's commands (``mpo report``, ``mpo login``), whose modules import the
-HTTP client, are loaded only when invoked: ``mpo --help`` lists them from the short
-descriptions below (a test keeps those equal to the commands' own).
+HTTP client, and ``mpo migrate-events`` are loaded only when invoked: ``mpo --help``
+lists them from the descriptions below (a test keeps those equal to the commands' own).
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ LAZY_COMMANDS = {
         "mpo_realtime.client.report_cli",
         "report_app",
         "Get a report: create an export, wait for it, download it (or resume one by ID).",
+    ),
+    "migrate-events": LazyCommand(
+        "mpo_realtime.cli.migrate",
+        "migrate_events_command",
+        "Copy the embedded event store's roll-up into ClickHouse, one UTC day at a time.",
     ),
     "login": LazyCommand(
         "mpo_realtime.client.report_cli",

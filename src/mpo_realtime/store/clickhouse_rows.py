@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -13,7 +11,7 @@ import pyarrow.compute as pc
 from clickhouse_driver import Client
 
 from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
-from mpo_realtime.domain.report import Dimension, Metric
+from mpo_realtime.domain.report import Metric
 from mpo_realtime.store.clickhouse_sql import render_aggregate
 
 __all__ = ["aggregate_batches", "cost_nanos_of", "pre_aggregated"]
@@ -23,7 +21,6 @@ KEYS = ["minute", "advertiser_id", "partner_id", "campaign_id", "seller_id", "pr
 #: error is far smaller than the margin to 2**63): a key with larger sums keeps its rows,
 #: each of which fits (``store/base.py``: fold only what fits).
 _FOLD_LIMIT = 4e18
-_SUMS = pa.decimal128(38, 0)
 _COST_SUMS = pa.decimal128(38, 9)
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -71,33 +68,39 @@ def pre_aggregated(table: pa.Table) -> pa.Table:
     return pa.concat_tables([out, pa.Table.from_pylist(kept, schema=out.schema)])
 
 
-def _dimension_array(dimension: Dimension, values: tuple[Any, ...]) -> pa.Array:
-    if dimension is Dimension.PRODUCT_ID:
-        return pa.array(values, type=pa.string())
-    if dimension in ID_COLUMNS:
-        return pa.array(values, type=pa.int64())
-    seconds = np.asarray(values, dtype=np.int64)
-    return pa.array(seconds * 1_000_000, type=_TIMESTAMP)
-
-
-def _metric_array(metric: Metric, texts: tuple[str, ...]) -> pa.Array:
-    sums = pc.cast(pa.array(texts, type=pa.string()), _SUMS)
-    if metric is not Metric.COST:
-        return sums
-    # Nano-units as a 38-digit integer are the unscaled value of the cost with 9 decimals.
-    return pa.Array.from_buffers(_COST_SUMS, len(sums), sums.buffers(), offset=sums.offset)
+def _converted(batch: pa.RecordBatch, plan: QueryPlan) -> pa.RecordBatch:
+    """A result batch (``d0..``, ``m0..``) typed and named as DuckDB's."""
+    arrays = []
+    for i, dimension in enumerate(plan.dimensions):
+        column = batch.column(i)
+        if dimension not in ID_COLUMNS:
+            # epoch seconds of the bucket start (UInt32 when the expression is a constant)
+            seconds = column.to_numpy().astype(np.int64)
+            column = pa.array(seconds * 1_000_000, type=_TIMESTAMP)
+        arrays.append(column)
+    width = len(plan.dimensions)
+    for i, metric in enumerate(plan.metrics):
+        sums = batch.column(width + i)
+        if metric is Metric.COST:
+            # Nano-units as a 38-digit integer are the unscaled cost with 9 decimals.
+            sums = pa.Array.from_buffers(_COST_SUMS, len(sums), sums.buffers(), offset=sums.offset)
+        arrays.append(sums)
+    return pa.RecordBatch.from_arrays(arrays, names=list(plan.columns))
 
 
 def aggregate_batches(
     client: Client, plan: QueryPlan, table: str, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """Stream the plan's result as batches typed as DuckDB's (columns named as in the API)."""
-    sql = render_aggregate(plan, table)
-    names = list(plan.columns)
-    rows = iter(client.execute_iter(sql, settings={"max_block_size": batch_rows}))
-    width = len(plan.dimensions)
-    while chunk := list(itertools.islice(rows, batch_rows)):
-        columns = list(zip(*chunk, strict=True))
-        arrays = [_dimension_array(d, columns[i]) for i, d in enumerate(plan.dimensions)]
-        arrays += [_metric_array(m, columns[width + i]) for i, m in enumerate(plan.metrics)]
-        yield pa.RecordBatch.from_arrays(arrays, names=names)
+    """Stream the plan's result as batches typed as DuckDB's (columns named as in the API).
+
+    The driver turns each block of the native protocol into an Arrow batch on our side
+    (18.16 has no Arrow output format of its own).
+    """
+    reader = client.query_arrow_stream(
+        render_aggregate(plan, table),
+        settings={"max_block_size": batch_rows},
+        field_metadata=False,
+    )
+    for batch in reader:
+        if batch.num_rows:
+            yield _converted(batch, plan)

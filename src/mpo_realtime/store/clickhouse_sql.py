@@ -9,8 +9,9 @@ from the service's one time-zone database, never from the zone rules ClickHouse 
 
 Cost is stored as integer nano-units (``cost_nanos``, what a ``Decimal64(9)`` holds, without
 the driver's per-value decimal conversion). Sums are computed at read time, wider than any
-row (``store/base.py``): counts and nano-units as ``Decimal128(0)``, handed over as text so
-that the driver never rounds them, and read by Arrow into the decimal types DuckDB returns.
+row (``store/base.py``): counts and nano-units as ``Decimal128(0)``, which the driver hands
+over as Arrow ``decimal128(38, 0)``; nano-units become the cost's ``decimal128(38, 9)`` by
+reading the same integers with scale 9, as DuckDB returns them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ SCHEMA = (
     ORDER BY (key, batch_id)""",
 )
 
-#: Sums wider than any row, as text (exact whatever the driver does with decimals).
+#: Sums wider than any row: ``Decimal128(0)`` integers (cost in nano-units).
 _METRIC_SQL = {
     Metric.CLICKS: "sum(toDecimal128(clicks, 0))",
     Metric.DISPLAYS: "sum(toDecimal128(displays, 0))",
@@ -126,7 +127,7 @@ def _in(column: str, ids: tuple[int, ...]) -> str:
 
 
 def render_aggregate(plan: QueryPlan, table: str = "rollup") -> str:
-    """The plan as one query; columns ``d0..`` (dimensions), ``m0..`` (metric texts).
+    """The plan as one query; columns ``d0..`` (dimensions), ``m0..`` (metric sums).
 
     Entity dimensions are their columns, time dimensions ``Int64`` epoch seconds of the
     bucket start; rows in dimension order, all-zero rows dropped, as in DuckDB.
@@ -141,14 +142,11 @@ def render_aggregate(plan: QueryPlan, table: str = "rollup") -> str:
         f"minute < toDateTime({epoch_seconds(plan.end)}, 'UTC')",
     ]
     where += [_in(col, ids) for col, ids in plan.filters.items() if ids]
-    dim_names = [f"d{i}" for i in range(len(plan.dimensions))]
-    keys = ", ".join(dim_names)
+    keys = ", ".join(f"d{i}" for i in range(len(plan.dimensions)))
     nonzero = " OR ".join(f"m{i} != 0" for i in range(len(plan.metrics)))
-    inner = (
+    return (
         f"SELECT {', '.join(dims + sums)}"
         f" FROM (SELECT *, toInt64(minute) AS s FROM {table}"
         f" WHERE {' AND '.join(where)})"
-        f" GROUP BY {keys} HAVING {nonzero}"
+        f" GROUP BY {keys} HAVING {nonzero} ORDER BY {keys}"
     )
-    outer = dim_names + [f"toString(m{i}) AS t{i}" for i in range(len(plan.metrics))]
-    return f"SELECT {', '.join(outer)} FROM ({inner}) ORDER BY {keys}"

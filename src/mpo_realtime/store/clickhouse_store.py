@@ -289,8 +289,8 @@ class ClickHouseEventStore:
                 accepted = self._claim(accepted, leaders, batch_id)
             self._store(accepted, batch_id)
         for item in repeats:
-            leader = leaders[item.request.idempotency_key or ""]
-            if not leader.future.done():
+            leader = leaders.get(item.request.idempotency_key or "")
+            if leader is None or not leader.future.done():  # its leader waits: so does it
                 self._waiting.append(item)
                 continue
             error = leader.future.exception(timeout=0)
@@ -364,8 +364,50 @@ class ClickHouseEventStore:
         for item in accepted:
             settle(item.future, IngestReceipt(item.request.events))
 
-    def _insert(self, table: pa.Table, batch_id: int) -> None:
+    def store_batch(self, table: pa.Table, batch_id: int) -> int:
+        """Store ``table`` now as batch ``batch_id``, on a connection of the caller's own
+        (imports: ``store/migrate.py``); the roll-up rows written."""
+        table = conformed(table)
+        client = self._client()
+        try:
+            with _translated("store events"):
+                return self._insert(table, batch_id, client)
+        finally:
+            client.disconnect()
+
+    def batch_sums(self, batch_id: int, start: datetime, end: datetime) -> tuple[int, ...]:
+        """Rows, displays, clicks and cost nano-units of batch ``batch_id`` in ``[start, end)``."""
+        low = int((start - _EPOCH) / timedelta(seconds=1))
+        high = int((end - _EPOCH) / timedelta(seconds=1))
+        with _translated("read a batch"):
+            row = self._query(
+                "SELECT count(), toString(sum(toDecimal128(displays, 0))),"
+                " toString(sum(toDecimal128(clicks, 0))),"
+                f" toString(sum(toDecimal128(cost_nanos, 0))) FROM {self._db}.rollup"
+                f" WHERE minute >= toDateTime({low}, 'UTC') AND minute < toDateTime({high}, 'UTC')"
+                f" AND batch_id = {int(batch_id)}"
+            )[0]
+        return tuple(int(v) for v in row)
+
+    def delete_batch(self, batch_id: int, start: datetime, end: datetime) -> None:
+        """Delete the rows of batch ``batch_id`` in ``[start, end)``; returns once done."""
+        low = int((start - _EPOCH) / timedelta(seconds=1))
+        high = int((end - _EPOCH) / timedelta(seconds=1))
+        where = (
+            f"minute >= toDateTime({low}, 'UTC') AND minute < toDateTime({high}, 'UTC')"
+            f" AND batch_id = {int(batch_id)}"
+        )
+        with _translated("delete a batch"):
+            self._query(f"ALTER TABLE {self._db}.rollup DELETE WHERE {where}")
+            deadline = time.monotonic() + 300
+            while self._query(f"SELECT count() FROM {self._db}.rollup WHERE {where}")[0][0]:
+                if time.monotonic() > deadline:
+                    raise StoreError("ClickHouse did not finish deleting a batch in 5 minutes")
+                time.sleep(0.1)
+
+    def _insert(self, table: pa.Table, batch_id: int, client: Client | None = None) -> int:
         """Write marks and catalog first (repeats are harmless), the rows last, in one block."""
+        client = client or self._writer
         rows = pre_aggregated(table)
         minutes = _seconds(table["minute"])
         advertisers = table["advertiser_id"].to_numpy()
@@ -373,13 +415,13 @@ class ClickHouseEventStore:
         # Stamped ahead by the lease: an export created after this time is sure to see the
         # rows, which are stored (or have failed) well within it.
         stamp = _now_us() + self.lease_us
-        self._writer.execute(
+        client.execute(
             f"INSERT INTO {self._db}.write_marks (advertiser_id, hour, written_us) VALUES",
             [(int(a), int(h), stamp) for a, h in hours],
         )
         catalog = table.select(["advertiser_id", "partner_id", "campaign_id", "seller_id"])
         entries = catalog.group_by(catalog.column_names).aggregate([]).to_pylist()
-        self._writer.execute(
+        client.execute(
             f"INSERT INTO {self._db}.catalog (advertiser_id, partner_id, campaign_id, seller_id)"
             " VALUES",
             [tuple(e.values()) for e in entries],
@@ -397,13 +439,14 @@ class ClickHouseEventStore:
             rows["cost_nanos"].to_pylist(),
             [batch_id] * rows.num_rows,
         ]
-        self._writer.execute(
+        client.execute(
             f"INSERT INTO {self._db}.rollup (minute, advertiser_id, partner_id, campaign_id,"
             " seller_id, product_id, displays, clicks, cost_nanos, batch_id) VALUES",
             columns,
             columnar=True,
             settings={"max_insert_block_size": max(1_048_576, rows.num_rows)},
         )
+        return int(rows.num_rows)
 
     def _intents(self, keys: list[str]) -> dict[str, list[_Intent]]:
         if not keys:
