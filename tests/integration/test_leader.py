@@ -28,8 +28,18 @@ def stores(postgres_url: str) -> Iterator[list[SqlJobStore]]:
         store.close()
 
 
-def test_leader_one_process_at_a_time(stores: list[SqlJobStore]) -> None:
-    first, second = (ClusterLeader(store) for store in stores)
+@pytest.fixture
+def leaders(stores: list[SqlJobStore]) -> Iterator[list[ClusterLeader]]:
+    """A leader on each store; their lock connections closed after the test, whatever
+    it did."""
+    made = [ClusterLeader(store) for store in stores]
+    yield made
+    for leader in made:
+        leader.release()
+
+
+def test_leader_one_process_at_a_time(leaders: list[ClusterLeader]) -> None:
+    first, second = leaders
 
     assert first.lead() is True
     assert second.lead() is False
@@ -42,10 +52,10 @@ def test_leader_one_process_at_a_time(stores: list[SqlJobStore]) -> None:
 
 
 def test_leader_taken_over_when_the_leaders_session_dies(
-    stores: list[SqlJobStore], postgres_url: str
+    leaders: list[ClusterLeader], postgres_url: str
 ) -> None:
     """A leader process killed by SIGKILL leaves its session, which PostgreSQL ends."""
-    first, second = (ClusterLeader(store) for store in stores)
+    first, second = leaders
     assert first.lead() is True
     admin = create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
@@ -53,7 +63,8 @@ def test_leader_taken_over_when_the_leaders_session_dies(
             ended = connection.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted "
+                    "WHERE locktype = 'advisory' AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
                     "AND ((classid::bigint << 32) | objid::bigint) = :key"
                 ),
                 {"key": SWEEPER_LOCK_KEY},
