@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from mpo_realtime.client.cli import main
+from mpo_realtime.cli import main
 
 main()

@@ -17,6 +17,7 @@ from mpo_realtime.exports.clients import ClientService, TokenSigner
 from mpo_realtime.exports.files import LocalFileStore
 from mpo_realtime.exports.ingestion import IngestService
 from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.exports.leader import ClusterLeader
 from mpo_realtime.exports.ratelimit import Clock, RateLimiter
 from mpo_realtime.exports.runner import JobRunner
 from mpo_realtime.exports.service import ExportService
@@ -99,6 +100,7 @@ class Services:
     ingest: IngestService
     metrics: Metrics
     limiter: RateLimiter
+    leader: ClusterLeader
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -163,15 +165,21 @@ class Services:
             ingest=IngestService(ingestor),
             metrics=metrics,
             limiter=limiter,
+            leader=ClusterLeader(jobs),
         )
 
-    def start_background(self, *, runners: bool = True) -> None:
-        """Start runner and sweeper tasks on the running event loop."""
+    def start_background(self, *, runners: bool = True, sweeper: bool = True) -> None:
+        """Start runner and sweeper tasks on the running event loop.
+
+        The sweeper sweeps only while this process leads it (:class:`ClusterLeader`):
+        one process of a cluster at a time.
+        """
         self._stopping = asyncio.Event()
         if runners and self.settings.runner_concurrency > 0:
             coro = self.runner.serve(concurrency=self.settings.runner_concurrency)
             self._tasks.append(asyncio.create_task(coro, name="runners"))
-        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="sweeper"))
+        if sweeper:
+            self._tasks.append(asyncio.create_task(self._sweep_forever(), name="sweeper"))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` until :meth:`stop_background` (which cancels it)."""
@@ -180,7 +188,8 @@ class Services:
     async def _sweep_forever(self) -> None:
         while not self._stopping.is_set():
             try:
-                await asyncio.to_thread(self.sweeper.sweep, datetime.now(UTC))
+                if await asyncio.to_thread(self.leader.lead):
+                    await asyncio.to_thread(self.sweeper.sweep, datetime.now(UTC))
             except Exception:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):
@@ -197,6 +206,13 @@ class Services:
         if not self._tasks:
             return
         tasks, self._tasks = self._tasks, []
+        try:
+            await self._stop_tasks(tasks)
+        finally:
+            # another process takes the sweeper over at its next period
+            await asyncio.to_thread(self.leader.release)
+
+    async def _stop_tasks(self, tasks: list[asyncio.Task[None]]) -> None:
         self._stopping.set()
         self.runner.stop()
         owned = [t for t in tasks if t.get_name() in ("runners", "sweeper")]
@@ -221,5 +237,6 @@ class Services:
 
     def close(self) -> None:
         """Close the stores: the event store writes everything queued and checkpoints."""
+        self.leader.release()
         self.events.close()
         self.jobs.close()

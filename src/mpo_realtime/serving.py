@@ -22,8 +22,11 @@ import errno
 import gc
 import logging
 import math
+import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +38,7 @@ from fastapi import FastAPI
 from mpo_realtime import demo as demo_mod
 from mpo_realtime.api.app import BackgroundTask, create_app
 from mpo_realtime.api.server import server_options
+from mpo_realtime.deployment import signing_key_warning
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.logs import configure_logging, flush_logs
 from mpo_realtime.services import Services
@@ -164,6 +168,8 @@ def run(
     demo: bool = False,
     demo_hours: float = 3.0,
     demo_rate: int = 200,
+    runners: bool = True,
+    listen_fd: int | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
     """``mpo serve``: bind, open, (back-fill), serve until a signal, close.
@@ -171,12 +177,31 @@ def run(
     ``say`` takes the lines meant for the person who started the process (the back-fill,
     the address, the quick start). Raises :class:`PortUnavailable` before anything else
     when the port cannot be bound; other start-up failures are :class:`MpoError`.
+    ``runners=False`` serves the API only (``mpo serve --no-runner``: workers run the
+    export jobs and the sweeper). ``listen_fd`` is a listening socket inherited from
+    ``mpo serve --processes N`` (see :mod:`mpo_realtime.supervisor`), served instead of
+    binding one; such a process also stops when its supervisor is gone.
     """
     configure_logging(logging.INFO, log_format=settings.log_format)
-    sock = bind(settings.host, settings.port)
+    if listen_fd is None:
+        sock = bind(settings.host, settings.port)
+    else:
+        sock = socket.socket(fileno=listen_fd)
+        _stop_with_parent()
+    warning = signing_key_warning(settings)
+    if warning is not None:
+        log.warning(warning)
     process = ServerProcess(settings=settings, sock=sock)
     try:
-        _open_and_serve(settings, process, demo=demo, hours=demo_hours, rate=demo_rate, say=say)
+        _open_and_serve(
+            settings,
+            process,
+            demo=demo,
+            hours=demo_hours,
+            rate=demo_rate,
+            runners=runners,
+            say=say if listen_fd is None else _quiet,
+        )
     except StopRequested as stop:
         log.warning("stopped (%s) during start-up", stop)
     finally:
@@ -192,6 +217,7 @@ def _open_and_serve(
     demo: bool,
     hours: float,
     rate: int,
+    runners: bool,
     say: Callable[[str], None],
 ) -> None:
     services = Services.open(settings)
@@ -223,7 +249,7 @@ def _open_and_serve(
                 await demo_mod.live_traffic(active, simulator, events_per_second=rate)
 
             tasks.append(traffic)
-        app = create_app(settings, services=services, tasks=tasks)
+        app = create_app(settings, services=services, tasks=tasks, runners=runners)
         # What exists now lives as long as the process: keep it out of the cyclic
         # collector, whose full passes over it stopped every request (137 ms seen with
         # 150k objects under 200 polling clients; 5 ms once frozen).
@@ -234,6 +260,24 @@ def _open_and_serve(
         process.closing()
         services.close()
     log.info("stopped: requests answered, stores closed")
+
+
+def _quiet(text: str) -> None:
+    """One of several processes: the supervisor speaks to the terminal."""
+
+
+def _stop_with_parent() -> None:
+    """SIGTERM this process when the process that started it is gone (even SIGKILLed):
+    an API process of ``mpo serve --processes N`` never outlives its supervisor."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        log.warning("supervisor %d is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _listening(settings: Settings, quick_start: str | None, say: Callable[[str], None]) -> None:

@@ -5,12 +5,15 @@ Every field can be set through an ``MPO_<NAME>`` environment variable.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mpo_realtime.defaults import DATA_DIR, HOST, PORT
 
 __all__ = ["Settings"]
 
@@ -20,9 +23,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MPO_", extra="ignore")
 
-    data_dir: Path = Field(Path("var"), description="Directory for local state.")
-    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
-    port: int = Field(8080, description="Port the HTTP server binds.")
+    data_dir: Path = Field(DATA_DIR, description="Directory for local state.")
+    host: str = Field(HOST, description="Address the HTTP server binds.")
+    port: int = Field(PORT, description="Port the HTTP server binds.")
     event_store_url: str | None = Field(
         None, description="Event store, e.g. duckdb:///var/events.duckdb (default in data_dir)."
     )
@@ -163,12 +166,28 @@ class Settings(BaseSettings):
         return self.export_dir or self.data_dir / "exports"
 
     def resolved_signing_key(self) -> str:
-        """The configured key, else one kept in ``data_dir/signing.key`` (made on first use)."""
+        """The configured key, else one kept in ``data_dir/signing.key`` (made on first use).
+
+        Every API process must sign with the same key, or a token from one is refused by
+        another: processes on one machine share the file (made atomically, so that
+        processes starting at once agree on it); processes on several machines need the
+        same ``MPO_SIGNING_KEY``.
+        """
         if self.signing_key:
             return self.signing_key
         path = self.data_dir / "signing.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # written whole under a temporary name, then linked in: exactly one of the
+            # processes racing here creates the file, and nobody reads it half-written
+            partial = path.with_name(f".signing.key.{os.getpid()}.{secrets.token_hex(4)}")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                partial.unlink()
         return path.read_text().strip()

@@ -8,6 +8,7 @@ too), ``Cache-Control``, and one export for concurrent identical creates.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,13 +230,13 @@ def test_reuse_two_api_processes_on_one_postgresql_make_one_export(
         apis = [api_factory(job_store_url=url, data_dir=tmp_path / name) for name in "ab"]
         headers = apis[0].token()
         answers: list[Any] = []
-        start = threading.Barrier(40)
+        start = threading.Barrier(50)
 
         def create(index: int) -> None:
             start.wait()
             answers.append(apis[index % 2].create(RELATIVE, headers))
 
-        threads = [threading.Thread(target=create, args=(i,)) for i in range(40)]
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(50)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -244,6 +245,44 @@ def test_reuse_two_api_processes_on_one_postgresql_make_one_export(
         for api in apis:
             api.services.jobs.close()  # before the database is dropped
 
-    assert [answer.status_code for answer in answers] == [200] * 40
+    assert [answer.status_code for answer in answers] == [200] * 50
     assert len({answer.json()["exportId"] for answer in answers}) == 1
     assert sum(counts.values()) == 1
+
+
+def test_reuse_hourly_quota_is_shared_by_two_api_processes(
+    api_factory: Callable[..., Api], postgres_admin_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Two services on one PostgreSQL and one Redis: concurrent creates of one client,
+    half through each, make exactly its hourly quota of new exports."""
+    distinct = [{**RELATIVE, "lookbackWindow": 180 + 60 * i} for i in range(12)]
+    with fresh_postgres_database(postgres_admin_url) as url:
+        shared = {
+            "job_store_url": url,
+            "rate_limit_storage_url": redis_url,
+            "rate_limit_namespace": f"mpo-test-{uuid.uuid4().hex}",
+        }
+        apis = [api_factory(data_dir=tmp_path / name, **shared) for name in "ab"]
+        headers = apis[0].token(exports_per_hour=5)
+        answers: list[Any] = []
+        start = threading.Barrier(24)
+
+        def create(index: int) -> None:
+            start.wait()
+            # every distinct request once through each API
+            answers.append(apis[index % 2].create(distinct[index // 2], headers))
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        counts = apis[1].services.jobs.status_counts()
+        for api in apis:
+            api.services.jobs.close()  # before the database is dropped
+
+    assert len(answers) == 24
+    assert {answer.status_code for answer in answers} == {200, 429}
+    created = {answer.json()["exportId"] for answer in answers if answer.status_code == 200}
+    assert len(created) == 5
+    assert sum(counts.values()) == 5

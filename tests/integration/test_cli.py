@@ -15,7 +15,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from mpo_realtime import __version__
-from mpo_realtime.client.cli import app
+from mpo_realtime.cli import app
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from tests.integration.server import Server, create_client, local_client, mpo
 
@@ -106,8 +106,10 @@ def test_cli_simulate_backfills_the_local_store_once(tmp_path: Path) -> None:
 
 def _command_paths() -> list[list[str]]:
     group = typer.main.get_group(app)
+    context = typer.Context(group)
     paths: list[list[str]] = [[]]
-    for name, command in group.commands.items():
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)  # the lazy ones too
         sub = getattr(command, "commands", None)
         paths += [[name, s] for s in sub] if sub else [[name]]
     return paths
@@ -123,6 +125,8 @@ def test_cli_help_shows_flags_as_flags_defaults_and_help_everywhere(path: list[s
     for name in path:
         command = command.get_command(context, name)  # type: ignore[attr-defined]
     for param in command.params:
+        if getattr(param, "hidden", False):
+            continue  # --listen-fd: passed by mpo serve --processes to its children
         assert param.help, f"{param.name} has no help text"  # type: ignore[attr-defined]
         record = param.get_help_record(context)
         assert record is not None
@@ -197,3 +201,14 @@ def _world_advertisers() -> str:
     from mpo_realtime.store.simulator import World
 
     return ",".join(str(a.advertiser_id) for a in World.generate(seed=7).advertisers)
+
+
+def test_cli_lazy_commands_list_the_commands_own_help() -> None:
+    """``mpo --help`` shows lazy commands from LAZY_COMMANDS, without importing them."""
+    from typer.core import TyperCommand
+
+    from mpo_realtime.cli.main import LAZY_COMMANDS
+
+    for name, lazy in LAZY_COMMANDS.items():
+        shown = TyperCommand(name, help=lazy.help).get_short_help_str(200)
+        assert shown == lazy.load(name).get_short_help_str(200)

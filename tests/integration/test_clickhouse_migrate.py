@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from mpo_realtime.client.cli import app
+from mpo_realtime.cli import app
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension, FileFormat
 from mpo_realtime.exports.writers import write_export

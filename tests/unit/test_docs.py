@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from mpo_realtime.client.cli import app
+from mpo_realtime.cli import app
 from mpo_realtime.domain.errors import ErrorCode
 from mpo_realtime.settings import Settings
 
@@ -22,8 +22,10 @@ def test_docs_operations_lists_every_setting(name: str) -> None:
 
 def _commands() -> list[str]:
     group = typer.main.get_group(app)
+    context = typer.Context(group)
     names = []
-    for name, command in group.commands.items():
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)  # loads the lazy ones too
         sub = getattr(command, "commands", None)
         names += [f"mpo {name} {s}" for s in sub] if sub else [f"mpo {name}"]
     return names

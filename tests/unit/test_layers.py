@@ -84,3 +84,19 @@ def test_domain_does_no_io() -> None:
             if isinstance(node, ast.ImportFrom) and node.module
         }
         assert not modules & forbidden, f"{path.name} imports {sorted(modules & forbidden)}"
+
+
+#: what ``mpo --help`` must not import: the settings, the stores, the server, the client
+HEAVY_AT_HELP = ["pydantic", "sqlalchemy", "duckdb", "fastapi", "httpx", "pyarrow", "uvicorn"]
+
+
+def test_cli_imports_nothing_heavy_until_a_command_runs() -> None:
+    """``mpo --help`` answers at once: commands import their parts when they run."""
+    probe = (
+        "import sys, mpo_realtime.cli; "
+        f"print(','.join(m for m in {HEAVY_AT_HELP!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""

@@ -34,12 +34,15 @@ def create_app(
     *,
     services: Services | None = None,
     background: bool = True,
+    runners: bool = True,
     tasks: Sequence[BackgroundTask] = (),
     direct: bool = True,
 ) -> FastAPI:
     """Build the app. Without ``services`` it opens (and closes) its own in its lifespan.
 
-    ``background`` starts export runners and the sweeper; ``tasks`` are extra coroutines
+    ``background`` starts export runners and the sweeper (``runners=False``: neither, an
+    API-only process of the scale-out deployment, whose jobs ``mpo worker`` runs);
+    ``tasks`` are extra coroutines
     (demo traffic) run for the app's lifetime. ``direct=False`` leaves every route to
     FastAPI's router: the reference the direct dispatch is tested and measured against.
     """
@@ -51,7 +54,7 @@ def create_app(
         assert active is not None
         app.state.services = active
         if background:
-            active.start_background()
+            active.start_background(runners=runners, sweeper=runners)
         for task in tasks:
             active.spawn(task(active))
         try:

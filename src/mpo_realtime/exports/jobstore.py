@@ -188,6 +188,12 @@ class SqlJobStore:
             return False
         return True
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for parts that need a connection of their own
+        (:class:`~mpo_realtime.exports.leader.ClusterLeader`)."""
+        return self._engine
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()

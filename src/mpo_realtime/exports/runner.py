@@ -26,10 +26,11 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.jobs import Job
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import FileFormat
-from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.files import FileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
 from mpo_realtime.exports.writers import WriteResult, write_export, write_lines, write_parquet
@@ -71,7 +72,7 @@ class JobRunner:
         *,
         jobs: SqlJobStore,
         events: EventStore,
-        files: LocalFileStore,
+        files: FileStore,
         export_ttl: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
@@ -132,8 +133,9 @@ class JobRunner:
             plan = QueryPlan.from_json(job.spec["plan"])
             name = file_name_for(job)
             first_batch: list[float] = []
-            with self.files.open_new(name) as sink:
-                result = self._write(job, plan, first_batch, sink)
+            lease = _LeaseKeeper(self, job)
+            with lease, self.files.open_new(name) as sink:
+                result = self._write(job, plan, first_batch, sink, lease)
             # Arrow's allocator keeps what an export freed for the next one: hand it back,
             # so that the server's memory does not creep up export after export.
             pa.default_memory_pool().release_unused()
@@ -178,7 +180,12 @@ class JobRunner:
                 self.on_finished(done)
 
     def _write(
-        self, job: Job, plan: QueryPlan, first_batch: list[float], sink: BinaryIO
+        self,
+        job: Job,
+        plan: QueryPlan,
+        first_batch: list[float],
+        sink: BinaryIO,
+        lease: _LeaseKeeper,
     ) -> WriteResult:
         """Stream the job's rows into ``sink`` in its format.
 
@@ -195,12 +202,13 @@ class JobRunner:
         file_format = FileFormat(job.file_format)
         columns = plan.columns
         if file_format is FileFormat.PARQUET:
-            typed = self._renewing(job, self.events.aggregate(plan), first_batch)
+            typed = self._renewing(job, self.events.aggregate(plan), first_batch, lease)
             return write_parquet(typed, columns=columns, timezone=plan.timezone, sink=sink)
         if self.text_in_engine and isinstance(self.events, LineExporter):
-            lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch)
+            lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch, lease
+            )
             return write_lines(lines, columns=columns, file_format=file_format, sink=sink)
-        rows = self._renewing(job, self.events.aggregate(plan), first_batch)
+        rows = self._renewing(job, self.events.aggregate(plan), first_batch, lease)
         return write_export(
             rows, columns=columns, file_format=file_format, timezone=plan.timezone, sink=sink
         )
@@ -218,21 +226,21 @@ class JobRunner:
             self.on_finished(failed)
 
     def _renewing(
-        self, job: Job, batches: Iterator[pa.RecordBatch], first: list[float]
+        self,
+        job: Job,
+        batches: Iterator[pa.RecordBatch],
+        first: list[float],
+        lease: _LeaseKeeper,
     ) -> Iterator[pa.RecordBatch]:
-        """Pass batches through, renewing the lease a few times per lease period."""
-        every = self.lease.total_seconds() / 3
-        last = time.monotonic()
+        """Pass batches through; stop at the next batch once the lease is lost or the
+        runner gives the job back (the keeper renews the lease meanwhile)."""
         for batch in batches:
             if self._releasing.is_set():
                 raise _Released(job.id)
+            if lease.lost:
+                raise LeaseLost(job.id)
             if not first:
                 first.append(time.perf_counter())
-            if time.monotonic() - last >= every:
-                until = self.clock() + self.lease
-                if not self.jobs.renew_lease(job.id, owner=self.owner, until=until):
-                    raise LeaseLost(job.id)
-                last = time.monotonic()
             yield batch
 
     def wake(self) -> None:
@@ -267,3 +275,43 @@ class JobRunner:
                     await asyncio.wait_for(self._wake.wait(), poll_interval)
                 except TimeoutError:
                     pass
+
+
+class _LeaseKeeper:
+    """Renews a running job's lease a few times per lease period, from a thread of its
+    own: a query that takes longer than the lease before its first batch (a large
+    export on a busy ClickHouse) keeps its job, instead of another runner claiming it
+    and doing the same work again. A renewal refused (another runner owns the job now)
+    marks the lease ``lost``; the export then stops at its next batch."""
+
+    def __init__(self, runner: JobRunner, job: Job) -> None:
+        self.runner = runner
+        self.job = job
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id[:8]}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        every = self.runner.lease.total_seconds() / 3
+        while not self._done.wait(every):
+            until = self.runner.clock() + self.runner.lease
+            try:
+                renewed = self.runner.jobs.renew_lease(
+                    self.job.id, owner=self.runner.owner, until=until
+                )
+            except StoreError:
+                # the job store is unreachable for now: the lease may still hold; the
+                # next period tries again, and finishing checks ownership anyway
+                log.warning("job %s: could not renew its lease", self.job.id, exc_info=True)
+                continue
+            if not renewed:
+                self.lost = True
+                return

@@ -18,7 +18,7 @@ from mpo_realtime.domain.errors import ErrorCode, Problem, ProblemError
 from mpo_realtime.domain.jobs import Client, Job, JobStatus, describe_scope
 from mpo_realtime.domain.plan import plan_for
 from mpo_realtime.domain.report import FileFormat, ReportSpec, parse_report_request
-from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.files import FileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.ratelimit import RateLimiter, per_hour
 from mpo_realtime.store.base import EventStore
@@ -115,7 +115,7 @@ class ExportService:
         *,
         jobs: SqlJobStore,
         events: EventStore,
-        files: LocalFileStore,
+        files: FileStore,
         cache_window: timedelta = timedelta(seconds=60),
         settle: timedelta = timedelta(minutes=10),
         retention: timedelta = timedelta(days=45),

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mpo_realtime.exports.files import LocalFileStore
+from mpo_realtime.exports.files import FileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import file_name_for
 from mpo_realtime.store.base import EventStore
@@ -26,7 +26,7 @@ class SweepResult:
 class Sweeper:
     jobs: SqlJobStore
     events: EventStore
-    files: LocalFileStore
+    files: FileStore
     retention: timedelta
 
     def sweep(self, now: datetime) -> SweepResult:

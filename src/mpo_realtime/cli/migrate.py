@@ -1,4 +1,5 @@
-"""``mpo migrate-events``: registered on the ``mpo`` app; the work is ``store/migrate.py``."""
+"""``mpo migrate-events``: loaded on first use by the ``mpo`` app (``cli/main.py``); the
+work is ``store/migrate.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.console import Console
 
 from mpo_realtime.domain.errors import MpoError
 
-__all__ = ["register"]
+__all__ = ["migrate_events_command", "register"]
 
 console = Console(soft_wrap=True, highlight=False)
 
