@@ -75,6 +75,21 @@ PINNED: dict[str, list[str] | None] = {
         "refine_openapi",
     ],
     "mpo_realtime.api.server": ["server_config", "server_options"],
+    "mpo_realtime.cli": ["app", "main"],
+    "mpo_realtime.cli.clients": ["clients_app"],
+    "mpo_realtime.cli.common": [
+        "DATA_DIR",
+        "DataDir",
+        "errors_to_exit",
+        "fail",
+        "make_settings",
+        "say",
+    ],
+    "mpo_realtime.cli.doctor": ["doctor"],
+    "mpo_realtime.cli.local": ["demo_env", "simulate"],
+    "mpo_realtime.cli.main": ["LAZY_COMMANDS", "LazyCommand", "app", "main"],
+    "mpo_realtime.cli.migrate": ["migrate_events_command", "register"],
+    "mpo_realtime.cli.processes": ["serve", "worker"],
     "mpo_realtime.client": [
         "ApiError",
         "AsyncReportClient",
@@ -157,7 +172,6 @@ PINNED: dict[str, list[str] | None] = {
     "mpo_realtime.client._output": ["StatusLine", "deliver"],
     "mpo_realtime.client._result": ["ExportResult", "Row", "Value"],
     "mpo_realtime.client._sync": ["ReportClient"],
-    "mpo_realtime.client.cli": ["app", "main"],
     "mpo_realtime.client.report_cli": ["Exit", "register", "report_app"],
     "mpo_realtime.client.traffic": ["send_events"],
     "mpo_realtime.console": [
@@ -169,6 +183,7 @@ PINNED: dict[str, list[str] | None] = {
     "mpo_realtime.console.assets": ["CHART_LIBRARY", "Asset", "Assets"],
     "mpo_realtime.console.routes": ["CONSOLE_PATH", "console_router", "render_page"],
     "mpo_realtime.console.security": ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS"],
+    "mpo_realtime.defaults": ["DATA_DIR", "HOST", "PORT"],
     "mpo_realtime.demo": [
         "QUICK_START",
         "Backfill",
@@ -178,6 +193,13 @@ PINNED: dict[str, list[str] | None] = {
         "live_traffic",
         "quick_start",
     ],
+    "mpo_realtime.deployment": [
+        "NotShared",
+        "require_shared",
+        "signing_key_warning",
+        "unshared_stores",
+    ],
+    "mpo_realtime.doctor": ["MAX_CLOCK_SKEW_SECONDS", "Finding", "Level", "diagnose"],
     "mpo_realtime.domain": None,
     "mpo_realtime.domain.buckets": ["Piece", "bucket_pieces", "offset_changes"],
     "mpo_realtime.domain.errors": [
@@ -238,7 +260,7 @@ PINNED: dict[str, list[str] | None] = {
         "hash_secret",
         "verify_secret",
     ],
-    "mpo_realtime.exports.files": ["LocalFileStore"],
+    "mpo_realtime.exports.files": ["FileStore", "LocalFileStore"],
     "mpo_realtime.exports.ingestion": ["IngestService"],
     "mpo_realtime.exports.jobqueries": [
         "PENDING",
@@ -260,6 +282,7 @@ PINNED: dict[str, list[str] | None] = {
         "job_row",
         "job_values",
     ],
+    "mpo_realtime.exports.leader": ["SWEEPER_LOCK_KEY", "ClusterLeader"],
     "mpo_realtime.exports.ratelimit": [
         "Clock",
         "Decision",
@@ -277,10 +300,17 @@ PINNED: dict[str, list[str] | None] = {
         "Download",
         "ExportService",
         "file_name_for",
+        "poll_retry_after",
         "utcnow",
     ],
     "mpo_realtime.exports.sweeper": ["SweepResult", "Sweeper"],
-    "mpo_realtime.exports.writers": ["WriteResult", "write_export"],
+    "mpo_realtime.exports.writers": [
+        "WriteResult",
+        "parquet_schema",
+        "write_export",
+        "write_lines",
+        "write_parquet",
+    ],
     "mpo_realtime.logs": [
         "BufferedStreamHandler",
         "JsonFormatter",
@@ -297,6 +327,7 @@ PINNED: dict[str, list[str] | None] = {
     "mpo_realtime.status": ["Sample", "StatusLine", "report_status"],
     "mpo_realtime.store": None,
     "mpo_realtime.store.base": [
+        "LineExporter",
         "COST_TYPE",
         "MAX_ROW_COST",
         "MAX_ROW_COUNT",
@@ -308,10 +339,19 @@ PINNED: dict[str, list[str] | None] = {
         "IngestRequest",
         "cost_array",
     ],
+    "mpo_realtime.store.clickhouse_rows": ["aggregate_batches", "cost_nanos_of", "pre_aggregated"],
+    "mpo_realtime.store.clickhouse_sql": [
+        "SCHEMA",
+        "epoch_seconds",
+        "quote_ident",
+        "render_aggregate",
+    ],
+    "mpo_realtime.store.clickhouse_store": ["ClickHouseEventStore", "parse_url"],
     "mpo_realtime.store.duckdb_checks": ["conformed", "migrate", "refusal", "settle"],
     "mpo_realtime.store.duckdb_store": ["DuckDBEventStore"],
     "mpo_realtime.store.ingest": ["Ingestor", "batch_to_table"],
-    "mpo_realtime.store.plan_sql": ["render_aggregate"],
+    "mpo_realtime.store.migrate": ["DayCopy", "migrate_events"],
+    "mpo_realtime.store.plan_sql": ["render_aggregate", "render_export_lines"],
     "mpo_realtime.store.simulator": [
         "EVENT_SCHEMA",
         "Advertiser",
@@ -321,6 +361,8 @@ PINNED: dict[str, list[str] | None] = {
         "World",
     ],
     "mpo_realtime.store.sql": ["queries"],
+    "mpo_realtime.supervisor": ["Supervisor", "run_processes"],
+    "mpo_realtime.worker": ["run_worker"],
 }
 
 

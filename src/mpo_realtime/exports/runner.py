@@ -205,7 +205,8 @@ class JobRunner:
             typed = self._renewing(job, self.events.aggregate(plan), first_batch, lease)
             return write_parquet(typed, columns=columns, timezone=plan.timezone, sink=sink)
         if self.text_in_engine and isinstance(self.events, LineExporter):
-            lines = self._renewing(job, self.events.export_lines(plan, file_format), first_batch, lease
+            lines = self._renewing(
+                job, self.events.export_lines(plan, file_format), first_batch, lease
             )
             return write_lines(lines, columns=columns, file_format=file_format, sink=sink)
         rows = self._renewing(job, self.events.aggregate(plan), first_batch, lease)
