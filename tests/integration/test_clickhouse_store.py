@@ -69,7 +69,7 @@ def _file(
 def _assert_same_files(
     duck: DuckDBEventStore, click: ClickHouseEventStore, plan: QueryPlan, batch_rows: int = 65_536
 ) -> None:
-    for file_format in FileFormat:
+    for file_format in (FileFormat.CSV, FileFormat.JSON):
         expected = _file(duck, plan, file_format)
         assert _file(click, plan, file_format, batch_rows) == expected, (plan, file_format)
 
