@@ -38,7 +38,8 @@ __all__ = ["Supervisor", "run_processes"]
 
 log = logging.getLogger(__name__)
 
-#: A child that ends this soon after the first start is a start-up failure, not a crash.
+#: A child that exits with an error this soon after the first start is a start-up failure
+#: (configuration, stores), not a crash. One killed by a signal is a crash at any time.
 STARTUP_SECONDS = 10.0
 #: Pause before a crashed child is started again.
 RESTART_DELAY_SECONDS = 1.0
@@ -93,7 +94,8 @@ class Supervisor:
                 code = child.process.poll()
                 if code is None or self._signals:
                     continue
-                if time.monotonic() - first_start < STARTUP_SECONDS:
+                # a negative code is a signal (OOM killer, an operator's kill): restart it
+                if code > 0 and time.monotonic() - first_start < STARTUP_SECONDS:
                     log.error(
                         "API process %d exited with %d during start-up: stopping all",
                         child.index + 1,

@@ -416,12 +416,6 @@ def _wait_children(pid: int, count: int, timeout: float = 60) -> set[int]:
     raise AssertionError(f"{pid} has children {_children(pid)}, not {count}")
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 10): after one of the --processes children is SIGKILLed, "
-    "requests to the shared port were reset until the replacement was up, on this "
-    "machine on 2026-11-29 evening (passed earlier the same day); cause not found yet",
-    strict=False,
-)
 def test_scale_out_serve_processes_shares_one_port_and_restarts_a_dead_one(
     cluster: Cluster,
 ) -> None:
