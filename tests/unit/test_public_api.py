@@ -347,7 +347,7 @@ PINNED: dict[str, list[str] | None] = {
         "render_aggregate",
     ],
     "mpo_realtime.store.clickhouse_store": ["ClickHouseEventStore", "parse_url"],
-    "mpo_realtime.store.duckdb_checks": ["conformed", "migrate", "refusal", "settle"],
+    "mpo_realtime.store.duckdb_checks": ["migrate", "refusal"],
     "mpo_realtime.store.duckdb_store": ["DuckDBEventStore"],
     "mpo_realtime.store.ingest": ["Ingestor", "batch_to_table"],
     "mpo_realtime.store.migrate": ["DayCopy", "migrate_events"],
@@ -361,6 +361,7 @@ PINNED: dict[str, list[str] | None] = {
         "World",
     ],
     "mpo_realtime.store.sql": ["queries"],
+    "mpo_realtime.store.writer": ["conformed", "gathered", "settle"],
     "mpo_realtime.supervisor": ["Supervisor", "run_processes"],
     "mpo_realtime.worker": ["run_worker"],
 }

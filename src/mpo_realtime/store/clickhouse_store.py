@@ -50,7 +50,7 @@ from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.store.base import Catalog, IdempotencyConflict, IngestReceipt, IngestRequest
 from mpo_realtime.store.clickhouse_rows import aggregate_batches, pre_aggregated
 from mpo_realtime.store.clickhouse_sql import SCHEMA, quote_ident
-from mpo_realtime.store.duckdb_checks import conformed, settle
+from mpo_realtime.store.writer import conformed, gathered, settle
 
 __all__ = ["ClickHouseEventStore", "parse_url"]
 
@@ -223,13 +223,12 @@ class ClickHouseEventStore:
         while not stop:
             timeout = self.flush_interval if self._waiting else None
             try:
-                item = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=timeout)
             except queue.Empty:
-                item = None
+                first = None
             batch: list[_Ingest] = []
             rows = 0
-            deadline = time.monotonic() + self.flush_interval
-            while item is not None:
+            for item in gathered(self._queue, first, self.flush_interval):
                 if item is _STOP:
                     stop = True
                     break
@@ -239,11 +238,6 @@ class ClickHouseEventStore:
                     rows += item.request.rows.num_rows
                 if rows >= self.max_buffer_rows:
                     break
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else None
-                except queue.Empty:
-                    item = None
             waiting, self._waiting = self._waiting, []
             try:
                 self._flush(waiting + batch)

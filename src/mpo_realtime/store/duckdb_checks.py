@@ -8,56 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from concurrent.futures import Future
-from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, EventIssue
-from mpo_realtime.store.base import ROLLUP_SCHEMA
 from mpo_realtime.store.sql import queries
 
-__all__ = ["conformed", "migrate", "refusal", "settle"]
+__all__ = ["migrate", "refusal"]
 
 log = logging.getLogger("mpo_realtime.store.duckdb_store")
 SQL = queries("duckdb")
 #: what DuckDB raises for values it cannot store: the request's fault, not the store's
 _DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)
 _CURRENT_COST_TYPE = "DECIMAL(18,9)"
-
-
-def conformed(rows: pa.Table) -> pa.Table:
-    """``rows`` with exactly the roll-up schema, checked; ValueError says what is wrong.
-
-    Costs must arrive exact (a decimal type): a float would be rounded by a cast here,
-    unseen. Required columns hold no nulls; counts and costs are not negative.
-    """
-    if not rows.schema.equals(ROLLUP_SCHEMA):
-        cost = rows.schema.field("cost").type if "cost" in rows.schema.names else None
-        if cost is not None and not pa.types.is_decimal(cost):
-            raise ValueError(f"cost must be a decimal amount, not {cost}")
-        rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
-    for column in ROLLUP_SCHEMA:
-        if not column.nullable and rows[column.name].null_count:
-            raise ValueError(f"{column.name} must not be null")
-    for name in ("displays", "clicks", "cost"):
-        low = pc.min(rows[name]).as_py()
-        if low is not None and low < 0:
-            raise ValueError(f"{name} must not be negative")
-    return rows
-
-
-def settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Answer a waiter once; a future already answered or cancelled is left alone."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def refusal(exc: BaseException) -> EventBatchError | StoreError:

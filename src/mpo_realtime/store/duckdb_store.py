@@ -8,7 +8,7 @@ visible. Reads use their own cursors and always aggregate, so they see exact sum
 whether or not compaction has folded the rows yet.
 
 One request's content never fails the others: rows are checked before they join a
-flush (``duckdb_checks.conformed``), folds keep the keys whose sums would not fit a row
+flush (``writer.conformed``), folds keep the keys whose sums would not fit a row
 (``store/base.py`` has the argument), and if a flush still fails its requests are
 committed again one by one, each in its own transaction, so that only the culprit hears
 of it: a data error as :class:`EventBatchError` (400), anything else as
@@ -46,9 +46,10 @@ from mpo_realtime.store.base import (
     IngestReceipt,
     IngestRequest,
 )
-from mpo_realtime.store.duckdb_checks import conformed, migrate, refusal, settle
+from mpo_realtime.store.duckdb_checks import migrate, refusal
 from mpo_realtime.store.plan_sql import render_aggregate, render_export_lines
 from mpo_realtime.store.sql import queries
+from mpo_realtime.store.writer import conformed, gathered, settle
 
 __all__ = ["DuckDBEventStore"]
 
@@ -236,13 +237,12 @@ class DuckDBEventStore:
         while not stop:
             timeout = max(0.0, next_maintenance - time.monotonic())
             try:
-                item = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=timeout)
             except queue.Empty:
-                item = None
+                first = None
             batch: list[_Ingest] = []
             rows = 0
-            deadline = time.monotonic() + self.flush_interval
-            while item is not None:
+            for item in gathered(self._queue, first, self.flush_interval):
                 if item is _STOP:
                     stop = True
                     break
@@ -260,11 +260,6 @@ class DuckDBEventStore:
                     rows += item.request.rows.num_rows
                 if rows >= self.max_buffer_rows:
                     break
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else None
-                except queue.Empty:
-                    item = None
             self._flush(batch)
             now = time.monotonic()
             if now >= next_maintenance:
