@@ -58,7 +58,15 @@ def _service(start: Callable[[], Service]) -> Iterator[Service]:
         service.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    # The order of this run (pytest-randomly), so that a failure that depends on the
+    # order can be replayed with pytest --randomly-seed=N (-q hides the header that says it).
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and not getattr(config.option, "randomly_dont_reorganize", False):
+        terminalreporter.write_sep("-", "order")
+        terminalreporter.write_line(f"random order: replay it with pytest --randomly-seed={seed}")
     if _USED:
         terminalreporter.write_sep("-", "services")
         for line in _USED:
