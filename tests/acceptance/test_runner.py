@@ -115,8 +115,9 @@ def test_a_result_finished_after_the_lease_moved_on_is_discarded(api: Api) -> No
     _rows(api)
     export_id = _create(api)
     finished: list[Job] = []
-    # a long lease: no renewal; B claims at the finish (call 2, once the file is written)
-    clock, stolen = _thief_at(api, export_id, 2)
+    # a long lease: the keeper never renews; call 2 is the last renewal before the file
+    # is published, and B claims at the finish (call 3), once the file is in place
+    clock, stolen = _thief_at(api, export_id, 3)
     runner = _runner(
         api, clock, lease=timedelta(hours=1), owner="runner-a", on_finished=finished.append
     )
@@ -124,6 +125,21 @@ def test_a_result_finished_after_the_lease_moved_on_is_discarded(api: Api) -> No
     assert stolen
     assert job is not None and (job.status, job.lease_owner) == (JobStatus.PENDING, "runner-b")
     assert finished == []  # not counted as finished
+    # the file stays for B, which writes the same name: deleting it could delete B's
+
+
+def test_a_runner_that_lost_its_job_before_publishing_leaves_no_file(api: Api) -> None:
+    _rows(api)
+    export_id = _create(api)
+    # a long lease: the keeper never renews, so the export runs to its end; B claims
+    # at the renewal made before the file is published (call 2)
+    clock, stolen = _thief_at(api, export_id, 2)
+    runner = _runner(api, clock, lease=timedelta(hours=1), owner="runner-a")
+    job = runner.run_one()
+    assert stolen
+    assert job is not None and (job.status, job.lease_owner) == (JobStatus.PENDING, "runner-b")
+    assert not api.services.files.exists(f"{export_id}.csv")
+    assert [p.name for p in api.services.files.root.rglob("*") if p.is_file()] == []
 
 
 def test_a_job_that_cannot_be_produced_fails_with_an_error_id(api: Api) -> None:

@@ -134,8 +134,12 @@ class JobRunner:
             name = file_name_for(job)
             first_batch: list[float] = []
             lease = _LeaseKeeper(self, job)
-            with lease, self.files.open_new(name) as sink:
-                result = self._write(job, plan, first_batch, sink, lease)
+            with self.files.open_new(name) as sink:
+                with lease:
+                    result = self._write(job, plan, first_batch, sink, lease)
+                # the file is published (renamed into place) only while the job is still
+                # ours: a runner that lost it leaves no file behind for the new owner
+                lease.confirm()
             # Arrow's allocator keeps what an export freed for the next one: hand it back,
             # so that the server's memory does not creep up export after export.
             pa.default_memory_pool().release_unused()
@@ -299,6 +303,25 @@ class _LeaseKeeper:
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._thread.join()
+
+    def confirm(self) -> None:
+        """Renew once more, now, with the keeper stopped; LeaseLost if the job is not ours.
+
+        A store that cannot be reached leaves the question to the finish, which checks
+        ownership anyway."""
+        if self.lost:
+            raise LeaseLost(self.job.id)
+        until = self.runner.clock() + self.runner.lease
+        try:
+            renewed = self.runner.jobs.renew_lease(
+                self.job.id, owner=self.runner.owner, until=until
+            )
+        except StoreError:
+            log.warning("job %s: could not renew its lease", self.job.id, exc_info=True)
+            return
+        if not renewed:
+            self.lost = True
+            raise LeaseLost(self.job.id)
 
     def _run(self) -> None:
         every = self.runner.lease.total_seconds() / 3
