@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +36,11 @@ __all__ = [
     "get_token",
     "percentile",
     "print_table",
+    "run_delay_seconds",
     "running_server",
+    "spawn",
+    "start_server",
+    "stop_process",
     "summary_ms",
 ]
 
@@ -59,7 +64,12 @@ BENCH_SERVER_ENV = {"MPO_INGEST_REQUESTS_PER_MINUTE": "100000000"}
 
 
 def create_client(
-    data_dir: Path, name: str, advertisers: Sequence[int], *, ingest: bool = False
+    data_dir: Path,
+    name: str,
+    advertisers: Sequence[int],
+    *,
+    ingest: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``mpo clients create ... --json``: client_id and client_secret.
 
@@ -83,7 +93,7 @@ def create_client(
     ]
     if ingest:
         command.append("--ingest")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, env=env)
     created: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return created
 
@@ -124,12 +134,36 @@ def _wait_healthy(server: Server, timeout: float) -> None:
     raise RuntimeError(f"mpo serve not healthy after {timeout} s:\n{server.log_tail()}")
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
-    """Stop one process by its PID: SIGINT (uvicorn shuts down cleanly), then SIGKILL."""
+def spawn(command: Sequence[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log_path``, in a session of its own.
+
+    Under ``setpriv --pdeathsig TERM`` where it exists (it execs, so the PID is the
+    command's): a benchmark killed outright leaves no server behind on a shared machine.
+    """
+    command = list(command)
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        command = [setpriv, "--pdeathsig", "TERM", "--", *command]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via stop
+        )
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], grace: float, first: int = signal.SIGINT
+) -> None:
+    """Stop one process by its PID: ``first`` (SIGINT: uvicorn shuts down cleanly), then
+    SIGKILL after ``grace`` seconds."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, first)
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
@@ -138,30 +172,41 @@ def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
         process.wait(timeout=30)
 
 
+def start_server(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    base_env: dict[str, str] | None = None,
+    startup_timeout: float = 120.0,
+) -> Server:
+    """``mpo serve --data-dir D --port P [args]`` on 127.0.0.1, healthy; the caller stops it
+    (:func:`stop_process`). ``base_env`` replaces this process's environment."""
+    port = free_port()
+    log_path = data_dir / "server.log"
+    command = [MPO, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), *args]
+    base = os.environ if base_env is None else base_env
+    process = spawn(command, log_path, {**base, **BENCH_SERVER_ENV, **(env or {})})
+    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path)
+    try:
+        _wait_healthy(server, startup_timeout)
+    except BaseException:
+        stop_process(process, grace=30.0)
+        raise
+    return server
+
+
 @contextlib.contextmanager
 def running_server(
     data_dir: Path, *, env: dict[str, str] | None = None, startup_timeout: float = 120.0
 ) -> Iterator[Server]:
     """``mpo serve --data-dir D --port P`` on 127.0.0.1, healthy, stopped at the end."""
-    port = free_port()
-    log_path = data_dir / "server.log"
-    command = [MPO, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **BENCH_SERVER_ENV, **(env or {})},
-            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via _stop
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path)
+    server = start_server(data_dir, env=env, startup_timeout=startup_timeout)
     try:
-        _wait_healthy(server, startup_timeout)
         yield server
     finally:
-        _stop(process, grace=60.0)
+        stop_process(server.process, grace=60.0)
 
 
 def get_token(url: str, client_id: str, client_secret: str) -> str:
@@ -183,6 +228,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by process ``pid`` (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a CPU
+    (``/proc/PID/task/*/schedstat``, second field; threads that ended are not counted)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
 
 
 def _status_kb(pid: int, key: str) -> int | None:

@@ -1,13 +1,23 @@
 """Load test: 200 concurrent report clients for 60 s while ingest runs at 20k events/s.
 
-A real ``mpo serve`` on loopback (stopped by its PID at the end). This process is the
-load: report clients create exports (a few distinct requests, so most are cache hits)
-and poll them every ``--poll-interval`` seconds, as the source tells integrators to;
-a second process sends 1,000-event ingest batches at ``--ingest-rate``. Everything is bounded by
-``--seconds``. At the end the server is stopped and the store is checked: every
-acknowledged event is there, exactly once.
+Two deployments (``--deployment``):
 
-    .venv/bin/python benchmarks/load.py [--clients 200] [--seconds 60] [--ingest-rate 20000]
+* ``embedded`` (the default): one real ``mpo serve`` on loopback over a DuckDB file;
+* ``scale-out``: ``--apis`` API processes (``mpo serve --no-runner``, one port each) and
+  ``--workers`` ``mpo worker`` processes over ClickHouse, PostgreSQL and Redis, with a
+  database and key prefix of this run's own (``benchmarks/_cluster.py``); report clients
+  and ingest requests are spread evenly over the API processes, as a load balancer would.
+
+This process is the load: report clients create exports (a few distinct requests, so most
+are cache hits) and poll them every ``--poll-interval`` seconds, as the source tells
+integrators to; a second process sends 1,000-event ingest batches at ``--ingest-rate``.
+Everything is bounded by ``--seconds``. Every process started is stopped by its PID at
+the end, also on failure. Then the store is checked: the displays and clicks stored since
+the start equal those of the acknowledged requests, and every acknowledged request's
+idempotency key is recorded once, with its event count (nothing lost, nothing doubled).
+
+    .venv/bin/python benchmarks/load.py [--deployment scale-out] [--clients 200] \
+        [--seconds 60] [--ingest-rate 20000]
 """
 
 from __future__ import annotations
@@ -15,21 +25,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import multiprocessing
+import os
 import random
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import duckdb
 import httpx
 import orjson
 
 from _harness import STATS, create_client, get_token, print_table, running_server, summary_ms
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from mpo_realtime.store.simulator import Simulator, World
+
+#: a pre-serialised ingest body: bytes, events, displays, clicks
+Body = tuple[bytes, int, int, int]
 
 
 class Tally:
@@ -38,6 +54,8 @@ class Tally:
         self.latency: dict[str, list[float]] = collections.defaultdict(list)
         self.acked_events = 0
         self.acked_displays = 0
+        self.acked_clicks = 0
+        self.acked_requests = 0
         self.transport_errors = 0
 
     def record(self, kind: str, status: int, seconds: float) -> None:
@@ -83,19 +101,20 @@ async def report_client(
 
 
 async def ingest(
-    url: str,
+    urls: list[str],
     headers: dict[str, str],
-    bodies: list[tuple[bytes, int, int]],
+    bodies: list[Body],
     rate: int,
     seconds: float,
     tally: Tally,
 ) -> None:
-    """Open loop: a 1,000-event request every 1000/rate s, at most 48 in flight."""
+    """Open loop: a 1,000-event request every 1000/rate s, at most 48 in flight, to the
+    API processes in turn."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     gate = asyncio.Semaphore(48)
 
     async def send(http: httpx.AsyncClient, index: int) -> None:
-        body, events, displays = bodies[index % len(bodies)]
+        body, events, displays, clicks = bodies[index % len(bodies)]
         started = time.monotonic()
         try:
             answer = await http.post(
@@ -112,8 +131,16 @@ async def ingest(
         if answer.status_code == 200 and not answer.json()["duplicate"]:
             tally.acked_events += events
             tally.acked_displays += displays
+            tally.acked_clicks += clicks
+            tally.acked_requests += 1
 
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+            )
+            for url in urls
+        ]
         start = time.monotonic()
         deadline = start + seconds
         pending: list[asyncio.Task[None]] = []
@@ -121,28 +148,27 @@ async def ingest(
         while time.monotonic() < deadline:
             await asyncio.sleep(max(0.0, start + index * 1000 / rate - time.monotonic()))
             await gate.acquire()
-            pending.append(asyncio.create_task(send(http, index)))
+            pending.append(asyncio.create_task(send(https[index % len(https)], index)))
             index += 1
         await asyncio.wait_for(asyncio.gather(*pending), 120)
 
 
 def ingest_process(
-    url: str,
+    urls: list[str],
     headers: dict[str, str],
-    bodies: list[tuple[bytes, int, int]],
+    bodies: list[Body],
     rate: int,
     seconds: float,
     out: Any,
 ) -> None:
     """The ingest load in a process of its own, so report clients cannot starve it."""
     tally = Tally()
-    asyncio.run(ingest(url, headers, bodies, rate, seconds, tally))
+    asyncio.run(ingest(urls, headers, bodies, rate, seconds, tally))
     out.put(
         (
             dict(tally.status),
             tally.latency["ingest"],
-            tally.acked_events,
-            tally.acked_displays,
+            (tally.acked_events, tally.acked_displays, tally.acked_clicks, tally.acked_requests),
             tally.transport_errors,
         )
     )
@@ -150,22 +176,28 @@ def ingest_process(
 
 async def run(
     args: argparse.Namespace,
-    url: str,
+    urls: list[str],
     report_headers: list[dict[str, str]],
     ingest_headers: dict[str, str],
     advertisers: list[int],
-    bodies: list[tuple[bytes, int, int]],
+    bodies: list[Body],
 ) -> Tally:
     tally = Tally()
     deadline = time.monotonic() + args.seconds
     limits = httpx.Limits(
         max_connections=args.clients + 50, max_keepalive_connections=args.clients + 50
     )
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+            )
+            for url in urls
+        ]
         rng = random.Random(7)
         tasks = [
             report_client(
-                http,
+                https[i % len(https)],
                 report_headers[i % len(report_headers)],
                 advertisers,
                 deadline,
@@ -178,85 +210,214 @@ async def run(
         results: Any = multiprocessing.Queue()
         feeder = multiprocessing.Process(
             target=ingest_process,
-            args=(url, ingest_headers, bodies, args.ingest_rate, args.seconds, results),
+            args=(urls, ingest_headers, bodies, args.ingest_rate, args.seconds, results),
         )
         feeder.start()
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), args.seconds + 120)
-            status, latency, events, displays, errors = await asyncio.to_thread(
-                results.get, True, 180
-            )
+            status, latency, acked, errors = await asyncio.to_thread(results.get, True, 180)
         finally:
             feeder.join(timeout=30)
             if feeder.is_alive():
                 feeder.kill()
     tally.status.update(status)
     tally.latency["ingest"] = latency
-    tally.acked_events, tally.acked_displays = events, displays
+    (tally.acked_events, tally.acked_displays, tally.acked_clicks, tally.acked_requests) = acked
     tally.transport_errors += errors
     return tally
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--ingest-rate", type=int, default=20_000)
-    parser.add_argument("--poll-interval", type=float, default=1.0)
-    args = parser.parse_args()
-    world = World.generate(seed=7)
-    simulator = Simulator(world, seed=7)
-    advertisers = [a.advertiser_id for a in world.advertisers]
-    now = datetime.now(UTC)
-    bodies = []
-    for i in range(200):
-        events = simulator.events(now - timedelta(seconds=i % 50), 1000)
-        bodies.append((orjson.dumps(events), len(events), sum(int(e["displays"]) for e in events)))  # type: ignore[call-overload]
+def _stored(totals: dict[str, Any], keys: tuple[Any, ...]) -> dict[str, int]:
+    """The store's figures the check compares: sums of the roll-up, and the ingest keys
+    of this script's requests (how many rows, how many distinct keys, their events)."""
+    return {
+        "displays": int(totals["displays"]),
+        "clicks": int(totals["clicks"]),
+        "key_rows": int(keys[0]),
+        "keys": int(keys[1]),
+        "key_events": int(keys[2] or 0),
+    }
+
+
+KEYS_SQL = "SELECT count(*), count(DISTINCT key), sum(events) FROM {table} WHERE key LIKE 'load-%'"
+
+
+def run_embedded(
+    args: argparse.Namespace,
+    advertisers: list[int],
+    simulator: Simulator,
+    bodies: list[Body],
+    now: datetime,
+) -> tuple[Tally, dict[str, int], dict[str, int], dict[str, Any]]:
+    """One ``mpo serve`` over a DuckDB file; the store read before and after the load."""
     with tempfile.TemporaryDirectory(prefix="mpo-load-") as tmp:
         data_dir = Path(tmp)
         store = DuckDBEventStore(data_dir / "events.duckdb")
         for batch in simulator.backfill(now - timedelta(hours=3), now - timedelta(minutes=1)):
             store.append(batch)
-        base_displays = store.totals()["displays"]
+        base = _stored(store.totals(), (0, 0, 0))
         store.close()
         reporters = [create_client(data_dir, f"report-{i}", advertisers) for i in range(10)]
         ingester = create_client(data_dir, "ingest", advertisers, ingest=True)
         with running_server(data_dir) as server:
-            tokens = [get_token(server.url, c["client_id"], c["client_secret"]) for c in reporters]
-            report_headers = [{"Authorization": f"Bearer {t}"} for t in tokens]
-            token = get_token(server.url, ingester["client_id"], ingester["client_secret"])
-            tally = asyncio.run(
-                run(
-                    args,
-                    server.url,
-                    report_headers,
-                    {"Authorization": f"Bearer {token}"},
-                    advertisers,
-                    bodies,
-                )
-            )
+            layout = {"deployment": "embedded", "pids": {"api": [server.pid]}}
+            tally = _load_through(args, [server.url], reporters, ingester, advertisers, bodies)
+        # the server is stopped: its DuckDB file may be opened here
         store = DuckDBEventStore(data_dir / "events.duckdb")
-        stored = store.totals()["displays"] - base_displays
+        totals = store.totals()
         store.close()
+        connection = duckdb.connect(str(data_dir / "events.duckdb"), read_only=True)
+        try:
+            keys = connection.execute(KEYS_SQL.format(table="ingest_keys")).fetchone()
+        finally:
+            connection.close()
+        assert keys is not None
+    return tally, base, _stored(totals, tuple(keys)), layout
+
+
+def run_scale_out(
+    args: argparse.Namespace,
+    advertisers: list[int],
+    simulator: Simulator,
+    bodies: list[Body],
+    now: datetime,
+) -> tuple[Tally, dict[str, int], dict[str, int], dict[str, Any]]:
+    """API processes and workers over ClickHouse, PostgreSQL and Redis of this run's own."""
+    from _cluster import running_cluster
+    from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
+
+    base: dict[str, int] = {}
+
+    def backfill(url: str) -> None:
+        store = ClickHouseEventStore(url)
+        try:
+            for batch in simulator.backfill(now - timedelta(hours=3), now - timedelta(minutes=1)):
+                store.append(batch)
+            base.update(_stored(store.totals(), (0, 0, 0)))
+        finally:
+            store.close()
+
+    env = {"MPO_RUNNER_CONCURRENCY": str(args.runner_concurrency)}
+    with (
+        tempfile.TemporaryDirectory(prefix="mpo-load-") as tmp,
+        running_cluster(
+            Path(tmp), apis=args.apis, workers=args.workers, env=env, before_start=backfill
+        ) as cluster,
+    ):
+        layout = {
+            "deployment": "scale-out",
+            "apis": args.apis,
+            "workers": args.workers,
+            "runner_concurrency": args.runner_concurrency,
+            "pids": cluster.pids,
+        }
+        reporters = [cluster.create_client(f"report-{i}", advertisers) for i in range(10)]
+        ingester = cluster.create_client("ingest", advertisers, ingest=True)
+        tally = _load_through(args, cluster.urls, reporters, ingester, advertisers, bodies)
+        # every acknowledged request was stored before its answer: read it all now
+        store = ClickHouseEventStore(cluster.event_store_url)
+        try:
+            totals = store.totals()
+            database = cluster.event_store_url.rsplit("/", 1)[1].split("?")[0]
+            keys = store._query(KEYS_SQL.format(table=f"`{database}`.ingest_keys"))[0]
+        finally:
+            store.close()
+    return tally, base, _stored(totals, tuple(keys)), layout
+
+
+def _load_through(
+    args: argparse.Namespace,
+    urls: list[str],
+    reporters: list[dict[str, Any]],
+    ingester: dict[str, Any],
+    advertisers: list[int],
+    bodies: list[Body],
+) -> Tally:
+    # tokens from the first API process; every one accepts them (one signing key)
+    tokens = [get_token(urls[0], c["client_id"], c["client_secret"]) for c in reporters]
+    report_headers = [{"Authorization": f"Bearer {t}"} for t in tokens]
+    token = get_token(urls[0], ingester["client_id"], ingester["client_secret"])
+    return asyncio.run(
+        run(args, urls, report_headers, {"Authorization": f"Bearer {token}"}, advertisers, bodies)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deployment", choices=("embedded", "scale-out"), default="embedded")
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--ingest-rate", type=int, default=20_000)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--apis", type=int, default=2, help="scale-out: API processes")
+    parser.add_argument("--workers", type=int, default=2, help="scale-out: mpo worker processes")
+    parser.add_argument(
+        "--runner-concurrency", type=int, default=2, help="scale-out: jobs at once per worker"
+    )
+    args = parser.parse_args()
+    world = World.generate(seed=7)
+    simulator = Simulator(world, seed=7)
+    advertisers = [a.advertiser_id for a in world.advertisers]
+    now = datetime.now(UTC)
+    bodies: list[Body] = []
+    for i in range(200):
+        events = simulator.events(now - timedelta(seconds=i % 50), 1000)
+        bodies.append(
+            (
+                orjson.dumps(events),
+                len(events),
+                sum(int(cast(int, e["displays"])) for e in events),
+                sum(int(cast(int, e["clicks"])) for e in events),
+            )
+        )
+    load_average = os.getloadavg()
+    started = datetime.now(UTC)
+    runner = run_embedded if args.deployment == "embedded" else run_scale_out
+    tally, base, after, layout = runner(args, advertisers, simulator, bodies, now)
+    stored = {key: after[key] - base[key] for key in after}
+    acked = {
+        "displays": tally.acked_displays,
+        "clicks": tally.acked_clicks,
+        "key_rows": tally.acked_requests,
+        "keys": tally.acked_requests,
+        "key_events": tally.acked_events,
+    }
     server_errors = sum(n for key, n in tally.status.items() if key.split()[1].startswith("5"))
     rows = [[kind, *summary_ms(values).values()] for kind, values in sorted(tally.latency.items())]
     print_table(
-        f"load: {args.clients} clients, {args.seconds:g} s, ingest {args.ingest_rate}/s",
+        f"load ({args.deployment}): {args.clients} clients, {args.seconds:g} s,"
+        f" ingest {args.ingest_rate}/s",
         ["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"],
         rows,
     )
     print_table("answers", ["request status", "count"], sorted(tally.status.items()))
+    print_table(
+        "check: acknowledged against stored (since the start)",
+        ["figure", "acknowledged", "stored", "equal"],
+        [[key, acked[key], stored[key], acked[key] == stored[key]] for key in acked],
+    )
+    exact = all(acked[key] == stored[key] for key in acked)
     result = {
+        **layout,
+        "started": started.isoformat(timespec="seconds"),
+        "load_average_start": load_average,
+        "load_average_end": os.getloadavg(),
         "answers": dict(tally.status),
         "latency": {k: summary_ms(v) for k, v in tally.latency.items()},
         "server_errors": server_errors,
         "transport_errors": tally.transport_errors,
         "ingested_events_per_s": round(tally.acked_events / args.seconds),
-        "acked_displays": tally.acked_displays,
-        "stored_displays": stored,
-        "lost_or_doubled": stored - tally.acked_displays,
+        "acked": acked,
+        "stored": stored,
+        "lost_or_doubled": stored["displays"] - tally.acked_displays,
+        "exactly_once": exact,
     }
-    print(f"\n5xx: {server_errors}; acked displays {tally.acked_displays}, stored {stored}")
+    poll_p99 = summary_ms(tally.latency["poll"])["p99_ms"] if tally.latency["poll"] else None
+    print(
+        f"\n5xx: {server_errors}; poll p99 {poll_p99} ms (target <= 250);"
+        f" acknowledged displays {tally.acked_displays}, stored {stored['displays']};"
+        f" exactly once: {exact}"
+    )
     print(json.dumps(result))
 
 

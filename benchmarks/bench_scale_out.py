@@ -1,0 +1,239 @@
+"""HTTP ingest into ClickHouse through one API process against two, same data, one run.
+
+A scale-out deployment of this run's own (``benchmarks/_cluster.py``: a ClickHouse database,
+a PostgreSQL database, a Redis prefix; two ``mpo serve --no-runner`` processes on two
+ports, no workers). Then, alternating for ``--rounds`` rounds so that both layouts see the
+same moments of this shared machine:
+
+* **1 API**: two load processes (``bench_ingest.py --load-worker``, the same generator as
+  the single-process figure: pre-serialised 1,000-event bodies, httpx on asyncio), each
+  with ``--concurrency / 2`` requests in flight, both against API 1 (API 2 idles);
+* **2 APIs**: the same two load processes, one against each API.
+
+For each phase: events/s accepted, request latency, CPU seconds of each API process, of
+ClickHouse (when throwaway) and of the load processes, and the machine's busy and steal
+share (``/proc/stat``), so that a bound can be named. At the end, with every answer in,
+the displays stored in ClickHouse must equal the displays acknowledged.
+
+Usage: ``.venv/bin/python benchmarks/bench_scale_out.py [--seconds 20] [--rounds 2]
+[--concurrency 32]``. Prints a table and one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _cluster import Cluster, running_cluster
+from _harness import cpu_seconds, get_token, print_table, run_delay_seconds
+from bench_ingest import _bodies, _load
+from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
+from mpo_realtime.store.simulator import World
+
+__all__ = ["machine_cpu", "main"]
+
+EVENTS_PER_BODY = 1000
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """Jiffies of the whole machine so far: (busy, steal, total), from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return float(busy), float(steal), float(busy + idle + iowait + steal)
+
+
+def _load_process(
+    url: str,
+    token: str,
+    bodies: list[bytes],
+    displays: list[int],
+    concurrency: int,
+    seconds: float,
+    start_at: float,
+    out: Any,
+) -> None:
+    """One load process: wait for ``start_at`` (wall clock), then post for ``seconds``."""
+    time.sleep(max(0.0, start_at - time.time()))
+    result = asyncio.run(
+        _load(
+            url,
+            token,
+            bodies,
+            displays,
+            concurrency=concurrency,
+            duration=seconds,
+            events_per_body=EVENTS_PER_BODY,
+        )
+    )
+    out.put(result)
+
+
+def _phase(
+    cluster: Cluster,
+    targets: list[str],
+    token: str,
+    bodies: tuple[list[bytes], list[int]],
+    seconds: float,
+    concurrency: int,
+) -> dict[str, Any]:
+    """One load process per target URL, started together; their figures and the CPU spent
+    from the moment they start sending to the last answer."""
+    pids = {f"api{i + 1}": api.pid for i, api in enumerate(cluster.apis)}
+    if cluster.clickhouse_pid is not None:
+        pids["clickhouse"] = cluster.clickhouse_pid
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue()
+    start_at = time.time() + 5.0  # time for the spawned processes to import
+    loads = [
+        context.Process(
+            target=_load_process,
+            args=(url, token, *bodies, concurrency, seconds, start_at, queue),
+        )
+        for url in targets
+    ]
+    for process in loads:
+        process.start()
+    try:
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        wait0 = {name: run_delay_seconds(pid) for name, pid in pids.items()}
+        machine0 = machine_cpu()
+        results = [queue.get(timeout=seconds + 180) for _ in loads]
+        machine1 = machine_cpu()
+        cpu = {name: round(cpu_seconds(pid) - cpu0[name], 2) for name, pid in pids.items()}
+        waited = {
+            name: round(run_delay_seconds(pid) - wait0[name], 2) for name, pid in pids.items()
+        }
+    finally:
+        for process in loads:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    elapsed = max(r["elapsed_s"] for r in results)
+    events = sum(r["events"] for r in results)
+    total = machine1[2] - machine0[2]
+    return {
+        "events": events,
+        "displays": sum(r["displays"] for r in results),
+        "ambiguous": sum(r["requests_ambiguous"] for r in results),
+        "statuses": [r["statuses"] for r in results],
+        "elapsed_s": elapsed,
+        "events_per_s": round(events / elapsed),
+        "latency_p50_ms": [r["latency"]["p50_ms"] for r in results],
+        "latency_p99_ms": [r["latency"]["p99_ms"] for r in results],
+        "in_flight": concurrency * len(targets),
+        # Little's law: the mean time a request spends in the system
+        "mean_latency_ms": round(
+            concurrency * len(targets) * EVENTS_PER_BODY / events * elapsed * 1000, 1
+        )
+        if events
+        else None,
+        "cpu_s": cpu,
+        # runnable but waiting for a core (summed over threads): the machine's contention
+        "runqueue_wait_s": waited,
+        "load_cpu_s": round(sum(r["load_cpu_s"] for r in results), 2),
+        # share of both cores busy (every process of the machine) and taken by the host
+        "machine_busy": round((machine1[0] - machine0[0]) / total, 3) if total else None,
+        "machine_steal": round((machine1[1] - machine0[1]) / total, 3) if total else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="load per phase")
+    parser.add_argument("--rounds", type=int, default=2, help="1-API/2-API pairs, alternated")
+    parser.add_argument(
+        "--concurrency", default="32,128", help="requests in flight in all, comma-separated"
+    )
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    world = World.generate(seed=7)
+    advertisers = [a.advertiser_id for a in world.advertisers]
+    figures: dict[str, Any] = {
+        "benchmark": "scale-out ingest",
+        "load_average_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "seconds": args.seconds,
+        "phases": [],
+    }
+    bodies = _bodies(32, EVENTS_PER_BODY, datetime.now(UTC))
+    with (
+        tempfile.TemporaryDirectory(prefix="mpo-bench-scale-") as tmp,
+        running_cluster(Path(tmp), apis=2, workers=0) as cluster,
+    ):
+        client = cluster.create_client("ingest", advertisers, ingest=True)
+        token = get_token(cluster.urls[0], client["client_id"], client["client_secret"])
+        acked = 0
+        ambiguous = 0
+        for level in levels:
+            for round_ in range(args.rounds):
+                for layout, targets in (
+                    ("1 API", [cluster.urls[0]] * 2),
+                    ("2 APIs", cluster.urls),
+                ):
+                    print(f"{level} in flight, round {round_ + 1}: {layout}", flush=True)
+                    phase = _phase(cluster, targets, token, bodies, args.seconds, level // 2)
+                    phase.update(layout=layout, round=round_ + 1, load_average=os.getloadavg())
+                    figures["phases"].append(phase)
+                    acked += phase["displays"]
+                    ambiguous += phase["ambiguous"]
+        store = ClickHouseEventStore(cluster.event_store_url)
+        try:
+            stored = int(store.totals()["displays"])
+        finally:
+            store.close()
+        figures["check"] = {
+            "acked_displays": acked,
+            "stored_displays": stored,
+            "equal": acked == stored,
+            "exact_comparison": ambiguous == 0,
+        }
+    figures["load_average_end"] = os.getloadavg()
+    rows = []
+    for p in figures["phases"]:
+        rows.append(
+            [
+                p["in_flight"],
+                p["round"],
+                p["layout"],
+                f"{p['events_per_s']:,}",
+                p["mean_latency_ms"],
+                " / ".join(str(v) for v in p["latency_p99_ms"]),
+                " ".join(f"{k} {v}" for k, v in p["cpu_s"].items()),
+                " ".join(f"{k} {v}" for k, v in p["runqueue_wait_s"].items()),
+                p["load_cpu_s"],
+                p["machine_busy"],
+                p["machine_steal"],
+                round(p["load_average"][0], 1),
+            ]
+        )
+    print_table(
+        f"HTTP ingest into ClickHouse, {args.seconds:g} s per phase",
+        ["in flight", "round", "layout", "events/s", "mean ms (Little)", "p99 ms"]
+        + ["CPU s", "waiting for a core s", "load CPU s", "machine busy", "steal", "load avg"],
+        rows,
+    )
+    ratios: dict[str, list[float]] = {}
+    for level in levels:
+        ones = [p for p in figures["phases"] if p["in_flight"] == level and p["layout"] == "1 API"]
+        twos = [p for p in figures["phases"] if p["in_flight"] == level and p["layout"] != "1 API"]
+        ratios[str(level)] = [
+            round(b["events_per_s"] / a["events_per_s"], 2) for a, b in zip(ones, twos, strict=True)
+        ]
+    figures["ratio_2_over_1"] = ratios
+    print(f"\n2 APIs / 1 API, round by round, by requests in flight: {ratios}")
+    print(f"check: {figures['check']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
