@@ -26,6 +26,7 @@ import httpx
 
 __all__ = [
     "BENCH_SERVER_ENV",
+    "CpuWindow",
     "MPO",
     "STATS",
     "RssSampler",
@@ -34,6 +35,7 @@ __all__ = [
     "create_client",
     "free_port",
     "get_token",
+    "machine_cpu",
     "percentile",
     "print_table",
     "run_delay_seconds",
@@ -228,6 +230,49 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by process ``pid`` (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """Jiffies of the whole machine so far: (busy, steal, total), from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return float(busy), float(steal), float(busy + idle + iowait + steal)
+
+
+class CpuWindow:
+    """CPU and run-queue wait of some processes, and the machine's busy and steal share,
+    between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.result: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._wait = {name: run_delay_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_cpu()
+        self._started = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        machine = machine_cpu()
+        total = machine[2] - self._machine[2]
+        self.result = {
+            "seconds": round(time.monotonic() - self._started, 2),
+            "cpu_s": {
+                name: round(cpu_seconds(pid) - self._cpu[name], 2)
+                for name, pid in self.pids.items()
+            },
+            # runnable but waiting for a core (summed over threads)
+            "runqueue_wait_s": {
+                name: round(run_delay_seconds(pid) - self._wait[name], 2)
+                for name, pid in self.pids.items()
+            },
+            # share of all cores busy (every process of the machine) and taken by the host
+            "machine_busy": round((machine[0] - self._machine[0]) / total, 3) if total else None,
+            "machine_steal": round((machine[1] - self._machine[1]) / total, 3) if total else None,
+        }
+        return self.result
 
 
 def run_delay_seconds(pid: int) -> float:

@@ -33,22 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from _cluster import Cluster, running_cluster
-from _harness import cpu_seconds, get_token, print_table, run_delay_seconds
+from _harness import CpuWindow, get_token, print_table
 from bench_ingest import _bodies, _load
 from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
 from mpo_realtime.store.simulator import World
 
-__all__ = ["machine_cpu", "main"]
+__all__ = ["main"]
 
 EVENTS_PER_BODY = 1000
-
-
-def machine_cpu() -> tuple[float, float, float]:
-    """Jiffies of the whole machine so far: (busy, steal, total), from ``/proc/stat``."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
-    busy = user + nice + system + irq + softirq
-    return float(busy), float(steal), float(busy + idle + iowait + steal)
 
 
 def _load_process(
@@ -104,15 +96,10 @@ def _phase(
         process.start()
     try:
         time.sleep(max(0.0, start_at - time.time()))
-        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        wait0 = {name: run_delay_seconds(pid) for name, pid in pids.items()}
-        machine0 = machine_cpu()
+        window = CpuWindow(pids)
+        window.start()
         results = [queue.get(timeout=seconds + 180) for _ in loads]
-        machine1 = machine_cpu()
-        cpu = {name: round(cpu_seconds(pid) - cpu0[name], 2) for name, pid in pids.items()}
-        waited = {
-            name: round(run_delay_seconds(pid) - wait0[name], 2) for name, pid in pids.items()
-        }
+        used = window.stop()
     finally:
         for process in loads:
             process.join(timeout=30)
@@ -120,7 +107,6 @@ def _phase(
                 process.kill()
     elapsed = max(r["elapsed_s"] for r in results)
     events = sum(r["events"] for r in results)
-    total = machine1[2] - machine0[2]
     return {
         "events": events,
         "displays": sum(r["displays"] for r in results),
@@ -137,13 +123,12 @@ def _phase(
         )
         if events
         else None,
-        "cpu_s": cpu,
+        "cpu_s": used["cpu_s"],
         # runnable but waiting for a core (summed over threads): the machine's contention
-        "runqueue_wait_s": waited,
+        "runqueue_wait_s": used["runqueue_wait_s"],
         "load_cpu_s": round(sum(r["load_cpu_s"] for r in results), 2),
-        # share of both cores busy (every process of the machine) and taken by the host
-        "machine_busy": round((machine1[0] - machine0[0]) / total, 3) if total else None,
-        "machine_steal": round((machine1[1] - machine0[1]) / total, 3) if total else None,
+        "machine_busy": used["machine_busy"],
+        "machine_steal": used["machine_steal"],
     }
 
 

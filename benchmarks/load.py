@@ -39,8 +39,17 @@ from typing import Any, cast
 import duckdb
 import httpx
 import orjson
+import pyarrow as pa
 
-from _harness import STATS, create_client, get_token, print_table, running_server, summary_ms
+from _harness import (
+    STATS,
+    CpuWindow,
+    create_client,
+    get_token,
+    print_table,
+    running_server,
+    summary_ms,
+)
 from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from mpo_realtime.store.simulator import Simulator, World
 
@@ -57,6 +66,7 @@ class Tally:
         self.acked_clicks = 0
         self.acked_requests = 0
         self.transport_errors = 0
+        self.feeder_cpu_s = 0.0
 
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
@@ -163,13 +173,16 @@ def ingest_process(
 ) -> None:
     """The ingest load in a process of its own, so report clients cannot starve it."""
     tally = Tally()
+    cpu = time.process_time()
     asyncio.run(ingest(urls, headers, bodies, rate, seconds, tally))
+    tally.feeder_cpu_s = time.process_time() - cpu
     out.put(
         (
             dict(tally.status),
             tally.latency["ingest"],
             (tally.acked_events, tally.acked_displays, tally.acked_clicks, tally.acked_requests),
             tally.transport_errors,
+            tally.feeder_cpu_s,
         )
     )
 
@@ -215,7 +228,9 @@ async def run(
         feeder.start()
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), args.seconds + 120)
-            status, latency, acked, errors = await asyncio.to_thread(results.get, True, 180)
+            status, latency, acked, errors, feeder_cpu = await asyncio.to_thread(
+                results.get, True, 180
+            )
         finally:
             feeder.join(timeout=30)
             if feeder.is_alive():
@@ -224,6 +239,7 @@ async def run(
     tally.latency["ingest"] = latency
     (tally.acked_events, tally.acked_displays, tally.acked_clicks, tally.acked_requests) = acked
     tally.transport_errors += errors
+    tally.feeder_cpu_s = feeder_cpu
     return tally
 
 
@@ -239,7 +255,10 @@ def _stored(totals: dict[str, Any], keys: tuple[Any, ...]) -> dict[str, int]:
     }
 
 
-KEYS_SQL = "SELECT count(*), count(DISTINCT key), sum(events) FROM {table} WHERE key LIKE 'load-%'"
+#: the store keys a request as "CLIENT_ID:Idempotency-Key"
+KEYS_SQL = (
+    "SELECT count(*), count(DISTINCT key), sum(events) FROM {table} WHERE key LIKE '%:load-%'"
+)
 
 
 def run_embedded(
@@ -260,8 +279,10 @@ def run_embedded(
         reporters = [create_client(data_dir, f"report-{i}", advertisers) for i in range(10)]
         ingester = create_client(data_dir, "ingest", advertisers, ingest=True)
         with running_server(data_dir) as server:
-            layout = {"deployment": "embedded", "pids": {"api": [server.pid]}}
-            tally = _load_through(args, [server.url], reporters, ingester, advertisers, bodies)
+            layout: dict[str, Any] = {"deployment": "embedded", "pids": {"api": [server.pid]}}
+            tally, layout["cpu"] = _load_through(
+                args, [server.url], {"api": server.pid}, reporters, ingester, advertisers, bodies
+            )
         # the server is stopped: its DuckDB file may be opened here
         store = DuckDBEventStore(data_dir / "events.duckdb")
         totals = store.totals()
@@ -292,7 +313,7 @@ def run_scale_out(
         store = ClickHouseEventStore(url)
         try:
             for batch in simulator.backfill(now - timedelta(hours=3), now - timedelta(minutes=1)):
-                store.append(batch)
+                store.append(pa.Table.from_batches([batch]))
             base.update(_stored(store.totals(), (0, 0, 0)))
         finally:
             store.close()
@@ -304,7 +325,7 @@ def run_scale_out(
             Path(tmp), apis=args.apis, workers=args.workers, env=env, before_start=backfill
         ) as cluster,
     ):
-        layout = {
+        layout: dict[str, Any] = {
             "deployment": "scale-out",
             "apis": args.apis,
             "workers": args.workers,
@@ -313,7 +334,13 @@ def run_scale_out(
         }
         reporters = [cluster.create_client(f"report-{i}", advertisers) for i in range(10)]
         ingester = cluster.create_client("ingest", advertisers, ingest=True)
-        tally = _load_through(args, cluster.urls, reporters, ingester, advertisers, bodies)
+        pids = {f"api{i + 1}": pid for i, pid in enumerate(cluster.pids["api"])}
+        pids.update({f"worker{i + 1}": pid for i, pid in enumerate(cluster.pids["worker"])})
+        if cluster.clickhouse_pid is not None:
+            pids["clickhouse"] = cluster.clickhouse_pid
+        tally, layout["cpu"] = _load_through(
+            args, cluster.urls, pids, reporters, ingester, advertisers, bodies
+        )
         # every acknowledged request was stored before its answer: read it all now
         store = ClickHouseEventStore(cluster.event_store_url)
         try:
@@ -328,18 +355,25 @@ def run_scale_out(
 def _load_through(
     args: argparse.Namespace,
     urls: list[str],
+    pids: dict[str, int],
     reporters: list[dict[str, Any]],
     ingester: dict[str, Any],
     advertisers: list[int],
     bodies: list[Body],
-) -> Tally:
+) -> tuple[Tally, dict[str, Any]]:
     # tokens from the first API process; every one accepts them (one signing key)
     tokens = [get_token(urls[0], c["client_id"], c["client_secret"]) for c in reporters]
     report_headers = [{"Authorization": f"Bearer {t}"} for t in tokens]
     token = get_token(urls[0], ingester["client_id"], ingester["client_secret"])
-    return asyncio.run(
+    # CPU of the servers and of this (report clients') process over the load
+    window = CpuWindow({**pids, "report clients": os.getpid()})
+    window.start()
+    tally = asyncio.run(
         run(args, urls, report_headers, {"Authorization": f"Bearer {token}"}, advertisers, bodies)
     )
+    used = window.stop()
+    used["cpu_s"]["ingest client"] = round(tally.feeder_cpu_s, 2)
+    return tally, used
 
 
 def main() -> None:
@@ -397,6 +431,26 @@ def main() -> None:
         [[key, acked[key], stored[key], acked[key] == stored[key]] for key in acked],
     )
     exact = all(acked[key] == stored[key] for key in acked)
+    cpu = layout["cpu"]
+    answered = sum(tally.status.values())
+    servers = {
+        k: v for k, v in cpu["cpu_s"].items() if not k.endswith("client") and k != "report clients"
+    }
+    cpu["server_cpu_s"] = round(sum(servers.values()), 2)
+    cpu["server_cpu_ms_per_request"] = round(cpu["server_cpu_s"] / answered * 1000, 2)
+    print_table(
+        f"CPU over the load ({cpu['seconds']} s; machine busy {cpu['machine_busy']},"
+        f" steal {cpu['machine_steal']}; load average {os.getloadavg()[0]:.1f})",
+        ["process", "CPU s", "waiting for a core s"],
+        [
+            [name, value, cpu["runqueue_wait_s"].get(name, "")]
+            for name, value in cpu["cpu_s"].items()
+        ],
+    )
+    print(
+        f"  servers: {cpu['server_cpu_s']} CPU s for {answered} answers,"
+        f" {cpu['server_cpu_ms_per_request']} ms per request"
+    )
     result = {
         **layout,
         "started": started.isoformat(timespec="seconds"),
