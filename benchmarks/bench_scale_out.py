@@ -2,21 +2,25 @@
 
 A scale-out deployment of this run's own (``benchmarks/_cluster.py``: a ClickHouse database,
 a PostgreSQL database, a Redis prefix; two ``mpo serve --no-runner`` processes on two
-ports, no workers). Then, alternating for ``--rounds`` rounds so that both layouts see the
-same moments of this shared machine:
+ports, no workers). Then, for each ``--concurrency`` (requests in flight in all),
+alternating for ``--rounds`` rounds so that both layouts see the same moments of this
+shared machine:
 
-* **1 API**: two load processes (``bench_ingest.py --load-worker``, the same generator as
-  the single-process figure: pre-serialised 1,000-event bodies, httpx on asyncio), each
-  with ``--concurrency / 2`` requests in flight, both against API 1 (API 2 idles);
+* **1 API**: two load processes (the load of ``bench_ingest.py``: the same pre-serialised
+  1,000-event bodies, httpx on asyncio), each with half the requests in flight, both
+  against API 1 (API 2 idles);
 * **2 APIs**: the same two load processes, one against each API.
 
-For each phase: events/s accepted, request latency, CPU seconds of each API process, of
-ClickHouse (when throwaway) and of the load processes, and the machine's busy and steal
+The load processes are started first and begin sending at an agreed moment, so that the
+measured window holds the load only. For each phase: events/s accepted, the mean time in
+the system by Little's law (requests in flight / requests per second), p99 latency, CPU
+seconds and run-queue wait (runnable, waiting for a core) of each API process and of
+ClickHouse (when throwaway), CPU of the load processes, and the machine's busy and steal
 share (``/proc/stat``), so that a bound can be named. At the end, with every answer in,
 the displays stored in ClickHouse must equal the displays acknowledged.
 
 Usage: ``.venv/bin/python benchmarks/bench_scale_out.py [--seconds 20] [--rounds 2]
-[--concurrency 32]``. Prints a table and one JSON line with every figure.
+[--concurrency 32,128]``. Prints a table and one JSON line with every figure.
 """
 
 from __future__ import annotations
