@@ -27,17 +27,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _cluster import Cluster, running_cluster
-from _harness import CpuWindow, get_token, print_table
+from _cluster import running_cluster
+from _harness import CpuWindow, get_token, print_table, start_server, stop_process
 from bench_ingest import _bodies, _load
 from mpo_realtime.store.clickhouse_store import ClickHouseEventStore
 from mpo_realtime.store.simulator import World
@@ -74,7 +77,7 @@ def _load_process(
 
 
 def _phase(
-    cluster: Cluster,
+    pids: dict[str, int],
     targets: list[str],
     token: str,
     bodies: tuple[list[bytes], list[int]],
@@ -83,9 +86,6 @@ def _phase(
 ) -> dict[str, Any]:
     """One load process per target URL, started together; their figures and the CPU spent
     from the moment they start sending to the last answer."""
-    pids = {f"api{i + 1}": api.pid for i, api in enumerate(cluster.apis)}
-    if cluster.clickhouse_pid is not None:
-        pids["clickhouse"] = cluster.clickhouse_pid
     context = multiprocessing.get_context("spawn")
     queue: Any = context.Queue()
     start_at = time.time() + 5.0  # time for the spawned processes to import
@@ -136,12 +136,43 @@ def _phase(
     }
 
 
+def _children(pid: int, expected: int = 2, timeout: float = 60) -> list[int]:
+    """The child PIDs of ``pid`` (``/proc/PID/task/*/children``), once there are ``expected``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sorted(
+            int(child)
+            for children in Path(f"/proc/{pid}/task").glob("*/children")
+            for child in children.read_text().split()
+        )
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``mpo serve --processes`` by its PID, then any child it left, by theirs."""
+    children = _children(process.pid, expected=0)
+    stop_process(process, 60.0, signal.SIGTERM)
+    for child in children:
+        # only if that PID is still one of the group's API processes (not a new process)
+        with contextlib.suppress(OSError):
+            if b"--listen-fd" in Path(f"/proc/{child}/cmdline").read_bytes():
+                os.kill(child, signal.SIGKILL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="load per phase")
     parser.add_argument("--rounds", type=int, default=2, help="1-API/2-API pairs, alternated")
     parser.add_argument(
         "--concurrency", default="32,128", help="requests in flight in all, comma-separated"
+    )
+    parser.add_argument(
+        "--no-one-port",
+        dest="one_port",
+        action="store_false",
+        help="leave out the `mpo serve --processes 2` layout",
     )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -158,19 +189,35 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="mpo-bench-scale-") as tmp,
         running_cluster(Path(tmp), apis=2, workers=0) as cluster,
+        contextlib.ExitStack() as stack,
     ):
         client = cluster.create_client("ingest", advertisers, ingest=True)
         token = get_token(cluster.urls[0], client["client_id"], client["client_secret"])
         acked = 0
         ambiguous = 0
+        engine = {"clickhouse": cluster.clickhouse_pid} if cluster.clickhouse_pid else {}
+        apart = {"api1": cluster.apis[0].pid, "api2": cluster.apis[1].pid, **engine}
+        layouts: list[tuple[str, list[str], dict[str, int]]] = [
+            ("1 API", [cluster.urls[0]] * 2, apart),
+            ("2 APIs", cluster.urls, apart),
+        ]
+        if args.one_port:
+            # `mpo serve --processes 2`: two API processes accepting on one port
+            group_dir = Path(tmp) / "api-group"
+            group_dir.mkdir()
+            group = start_server(
+                group_dir, args=["--no-runner", "--processes", "2"], base_env=cluster.env
+            )
+            stack.callback(_stop_group, group.process)
+            children = _children(group.pid)
+            together = {f"proc{i + 1}": pid for i, pid in enumerate(children)}
+            together.update(supervisor=group.pid, **engine)
+            layouts.append(("2 processes, one port", [group.url] * 2, together))
         for level in levels:
             for round_ in range(args.rounds):
-                for layout, targets in (
-                    ("1 API", [cluster.urls[0]] * 2),
-                    ("2 APIs", cluster.urls),
-                ):
+                for layout, targets, pids in layouts:
                     print(f"{level} in flight, round {round_ + 1}: {layout}", flush=True)
-                    phase = _phase(cluster, targets, token, bodies, args.seconds, level // 2)
+                    phase = _phase(pids, targets, token, bodies, args.seconds, level // 2)
                     phase.update(layout=layout, round=round_ + 1, load_average=os.getloadavg())
                     figures["phases"].append(phase)
                     acked += phase["displays"]
@@ -211,15 +258,18 @@ def main() -> None:
         + ["CPU s", "waiting for a core s", "load CPU s", "machine busy", "steal", "load avg"],
         rows,
     )
-    ratios: dict[str, list[float]] = {}
+    ratios: dict[str, dict[str, list[float]]] = {}
     for level in levels:
-        ones = [p for p in figures["phases"] if p["in_flight"] == level and p["layout"] == "1 API"]
-        twos = [p for p in figures["phases"] if p["in_flight"] == level and p["layout"] != "1 API"]
-        ratios[str(level)] = [
-            round(b["events_per_s"] / a["events_per_s"], 2) for a, b in zip(ones, twos, strict=True)
-        ]
-    figures["ratio_2_over_1"] = ratios
-    print(f"\n2 APIs / 1 API, round by round, by requests in flight: {ratios}")
+        at = [p for p in figures["phases"] if p["in_flight"] == level]
+        ones = [p for p in at if p["layout"] == "1 API"]
+        for layout in {p["layout"] for p in at} - {"1 API"}:
+            others = [p for p in at if p["layout"] == layout]
+            ratios.setdefault(layout, {})[str(level)] = [
+                round(b["events_per_s"] / a["events_per_s"], 2)
+                for a, b in zip(ones, others, strict=True)
+            ]
+    figures["ratio_over_1_api"] = ratios
+    print(f"\nagainst 1 API, round by round, by requests in flight: {ratios}")
     print(f"check: {figures['check']}")
     print(json.dumps(figures))
 
