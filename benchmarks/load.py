@@ -16,7 +16,8 @@ the end, also on failure. Then the store is checked: the displays and clicks sto
 the start equal those of the acknowledged requests, and every acknowledged request's
 idempotency key is recorded once, with its event count (nothing lost, nothing doubled).
 The targets (poll p99 <= 250 ms, no 5xx, exactly once) are printed met or not; the exit
-status is 1 when a 5xx was answered or an event was lost or doubled.
+status is 1 when a 5xx was answered or an event was lost or doubled (unless an ingest
+request got no answer at all: then the comparison is inexact, and the output says so).
 
     .venv/bin/python benchmarks/load.py [--deployment scale-out] [--clients 200] \
         [--seconds 60] [--ingest-rate 20000]
@@ -71,6 +72,8 @@ class Tally:
         self.acked_requests = 0
         self.transport_errors = 0
         self.feeder_cpu_s = 0.0
+        #: ingest requests without an answer: stored or not, nobody knows
+        self.ingest_transport_errors = 0
 
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
@@ -243,6 +246,7 @@ async def run(
     tally.latency["ingest"] = latency
     (tally.acked_events, tally.acked_displays, tally.acked_clicks, tally.acked_requests) = acked
     tally.transport_errors += errors
+    tally.ingest_transport_errors = errors
     tally.feeder_cpu_s = feeder_cpu
     return tally
 
@@ -469,6 +473,7 @@ def main() -> None:
         "stored": stored,
         "lost_or_doubled": stored["displays"] - tally.acked_displays,
         "exactly_once": exact,
+        "ingest_without_answer": tally.ingest_transport_errors,
     }
     poll_p99 = summary_ms(tally.latency["poll"])["p99_ms"] if tally.latency["poll"] else None
     targets = {
@@ -485,9 +490,14 @@ def main() -> None:
     for target, met in targets.items():
         print(f"  {target}: {'met' if met else 'NOT MET'}")
     print(json.dumps(result))
+    if not exact and tally.ingest_transport_errors:
+        print(
+            f"  (inexact: {tally.ingest_transport_errors} ingest requests got no answer;"
+            " each may or may not have been stored)"
+        )
     # a lost or doubled event, or a 5xx, is a defect: the exit status says so (a slow
     # poll on a busy machine is a figure, reported above)
-    if not (exact and server_errors == 0):
+    if server_errors or not (exact or tally.ingest_transport_errors):
         raise SystemExit(1)
 
 
