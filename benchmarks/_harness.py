@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import httpx
 
 __all__ = [
     "BENCH_SERVER_ENV",
+    "CpuWindow",
     "MPO",
     "STATS",
     "RssSampler",
@@ -33,9 +35,14 @@ __all__ = [
     "create_client",
     "free_port",
     "get_token",
+    "machine_cpu",
     "percentile",
     "print_table",
+    "run_delay_seconds",
     "running_server",
+    "spawn",
+    "start_server",
+    "stop_process",
     "summary_ms",
 ]
 
@@ -59,7 +66,12 @@ BENCH_SERVER_ENV = {"MPO_INGEST_REQUESTS_PER_MINUTE": "100000000"}
 
 
 def create_client(
-    data_dir: Path, name: str, advertisers: Sequence[int], *, ingest: bool = False
+    data_dir: Path,
+    name: str,
+    advertisers: Sequence[int],
+    *,
+    ingest: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``mpo clients create ... --json``: client_id and client_secret.
 
@@ -83,7 +95,7 @@ def create_client(
     ]
     if ingest:
         command.append("--ingest")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, env=env)
     created: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return created
 
@@ -124,12 +136,36 @@ def _wait_healthy(server: Server, timeout: float) -> None:
     raise RuntimeError(f"mpo serve not healthy after {timeout} s:\n{server.log_tail()}")
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
-    """Stop one process by its PID: SIGINT (uvicorn shuts down cleanly), then SIGKILL."""
+def spawn(command: Sequence[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log_path``, in a session of its own.
+
+    Under ``setpriv --pdeathsig TERM`` where it exists (it execs, so the PID is the
+    command's): a benchmark killed outright leaves no server behind on a shared machine.
+    """
+    command = list(command)
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        command = [setpriv, "--pdeathsig", "TERM", "--", *command]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via stop
+        )
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], grace: float, first: int = signal.SIGINT
+) -> None:
+    """Stop one process by its PID: ``first`` (SIGINT: uvicorn shuts down cleanly), then
+    SIGKILL after ``grace`` seconds."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, first)
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
@@ -138,30 +174,41 @@ def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
         process.wait(timeout=30)
 
 
+def start_server(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    base_env: dict[str, str] | None = None,
+    startup_timeout: float = 120.0,
+) -> Server:
+    """``mpo serve --data-dir D --port P [args]`` on 127.0.0.1, healthy; the caller stops it
+    (:func:`stop_process`). ``base_env`` replaces this process's environment."""
+    port = free_port()
+    log_path = data_dir / "server.log"
+    command = [MPO, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), *args]
+    base = os.environ if base_env is None else base_env
+    process = spawn(command, log_path, {**base, **BENCH_SERVER_ENV, **(env or {})})
+    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path)
+    try:
+        _wait_healthy(server, startup_timeout)
+    except BaseException:
+        stop_process(process, grace=30.0)
+        raise
+    return server
+
+
 @contextlib.contextmanager
 def running_server(
     data_dir: Path, *, env: dict[str, str] | None = None, startup_timeout: float = 120.0
 ) -> Iterator[Server]:
     """``mpo serve --data-dir D --port P`` on 127.0.0.1, healthy, stopped at the end."""
-    port = free_port()
-    log_path = data_dir / "server.log"
-    command = [MPO, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **BENCH_SERVER_ENV, **(env or {})},
-            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via _stop
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", data_dir, log_path)
+    server = start_server(data_dir, env=env, startup_timeout=startup_timeout)
     try:
-        _wait_healthy(server, startup_timeout)
         yield server
     finally:
-        _stop(process, grace=60.0)
+        stop_process(server.process, grace=60.0)
 
 
 def get_token(url: str, client_id: str, client_secret: str) -> str:
@@ -183,6 +230,59 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by process ``pid`` (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """Jiffies of the whole machine so far: (busy, steal, total), from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return float(busy), float(steal), float(busy + idle + iowait + steal)
+
+
+class CpuWindow:
+    """CPU and run-queue wait of some processes, and the machine's busy and steal share,
+    between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.result: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._wait = {name: run_delay_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_cpu()
+        self._started = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        machine = machine_cpu()
+        total = machine[2] - self._machine[2]
+        self.result = {
+            "seconds": round(time.monotonic() - self._started, 2),
+            "cpu_s": {
+                name: round(cpu_seconds(pid) - self._cpu[name], 2)
+                for name, pid in self.pids.items()
+            },
+            # runnable but waiting for a core (summed over threads)
+            "runqueue_wait_s": {
+                name: round(run_delay_seconds(pid) - self._wait[name], 2)
+                for name, pid in self.pids.items()
+            },
+            # share of all cores busy (every process of the machine) and taken by the host
+            "machine_busy": round((machine[0] - self._machine[0]) / total, 3) if total else None,
+            "machine_steal": round((machine[1] - self._machine[1]) / total, 3) if total else None,
+        }
+        return self.result
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a CPU
+    (``/proc/PID/task/*/schedstat``, second field; threads that ended are not counted)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
 
 
 def _status_kb(pid: int, key: str) -> int | None:
