@@ -537,9 +537,7 @@ class DuckDBEventStore:
         # For each prefix of the sort keys, the quantiles of a sample; the shortest prefix
         # that separates every range is used (a first key of few values, as `day` over a
         # short span, needs the next keys too).
-        prefixes = [
-            self._key(len(keys[:n]), [f"k{i}" for i in range(n)]) for n in range(1, len(keys) + 1)
-        ]
+        prefixes = [self._key([f"k{i}" for i in range(n)]) for n in range(1, len(keys) + 1)]
         columns = ", ".join(f"{expr} AS k{i}" for i, expr in enumerate(keys))
         sampled = cursor.execute(
             f"SELECT {', '.join(f'quantile_disc({p}, {quantiles})' for p in prefixes)}"
@@ -555,7 +553,7 @@ class DuckDBEventStore:
                 break
         else:
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b != bounds[i - 1]]
-        key = self._key(chosen, keys[:chosen])
+        key = self._key(keys[:chosen])
         edges: list[Any] = [None, *bounds, None]
         parts: list[tuple[str | None, dict[str, Any]]] = []
         for low, high in zip(edges, edges[1:], strict=False):
@@ -571,10 +569,10 @@ class DuckDBEventStore:
         return parts
 
     @staticmethod
-    def _key(n: int, exprs: list[str]) -> str:
-        """One sort key, or a struct of the first ``n`` (compared field by field, as the
-        ORDER BY compares the rows)."""
-        if n == 1:
+    def _key(exprs: list[str]) -> str:
+        """One sort key, or a struct of several (compared field by field, as the ORDER BY
+        compares the rows)."""
+        if len(exprs) == 1:
             return exprs[0]
         return "{" + ", ".join(f"'k{i}': {expr}" for i, expr in enumerate(exprs)) + "}"
 
