@@ -351,7 +351,12 @@ PINNED: dict[str, list[str] | None] = {
     "mpo_realtime.store.duckdb_store": ["DuckDBEventStore"],
     "mpo_realtime.store.ingest": ["Ingestor", "batch_to_table"],
     "mpo_realtime.store.migrate": ["DayCopy", "migrate_events"],
-    "mpo_realtime.store.plan_sql": ["render_aggregate", "render_export_lines"],
+    "mpo_realtime.store.plan_sql": [
+        "key_expressions",
+        "render_aggregate",
+        "render_export_lines",
+        "render_where",
+    ],
     "mpo_realtime.store.simulator": [
         "EVENT_SCHEMA",
         "Advertiser",

@@ -10,7 +10,7 @@ from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
 from mpo_realtime.domain.report import Dimension, FileFormat, Metric
 from mpo_realtime.domain.zones import get_zone
 
-__all__ = ["render_aggregate", "render_export_lines"]
+__all__ = ["key_expressions", "render_aggregate", "render_export_lines", "render_where"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -62,20 +62,36 @@ def _in(column: str, ids: tuple[int, ...]) -> str:
     return f"{column} IN ({', '.join(str(int(i)) for i in ids)})"
 
 
-def render_aggregate(plan: QueryPlan, *, ordered: bool = True) -> str:
-    """SQL with parameters ``$start`` and ``$end``; rows in dimension order if ``ordered``."""
-    selects: list[str] = []
-    for dim in plan.dimensions:
-        expr = ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim, plan)
-        selects.append(f'{expr} AS "{dim.value}"')
-    selects += [f'{_METRIC_SQL[m]} AS "{m.value}"' for m in plan.metrics]
+def key_expressions(plan: QueryPlan) -> list[str]:
+    """The SQL of each dimension's value (over ``rollup``), in the plan's dimension order:
+    the report's grouping and sort keys."""
+    return [ID_COLUMNS[dim] if dim in ID_COLUMNS else _bucket(dim, plan) for dim in plan.dimensions]
+
+
+def render_where(plan: QueryPlan) -> str:
+    """The plan's row filter over ``rollup`` (parameters ``$start`` and ``$end``)."""
     where = ["minute >= $start", "minute < $end"]
     where += [_in(col, ids) for col, ids in plan.filters.items() if ids]
+    return " AND ".join(where)
+
+
+def render_aggregate(plan: QueryPlan, *, ordered: bool = True, part: str | None = None) -> str:
+    """SQL with parameters ``$start`` and ``$end``; rows in dimension order if ``ordered``.
+
+    ``part``: one more row condition, over the key expressions (a range of the sort
+    order: see ``DuckDBEventStore`` on exports in parts); its parameters are the caller's.
+    """
+    selects = [
+        f'{expr} AS "{dim.value}"'
+        for expr, dim in zip(key_expressions(plan), plan.dimensions, strict=True)
+    ]
+    selects += [f'{_METRIC_SQL[m]} AS "{m.value}"' for m in plan.metrics]
+    where = render_where(plan) + (f" AND {part}" if part else "")
     keys = ", ".join(str(i + 1) for i in range(len(plan.dimensions)))
     nonzero = " OR ".join(f"{_METRIC_SQL[m]} <> 0" for m in plan.metrics)
     order = f" ORDER BY {keys}" if ordered else ""
     return (
-        f"SELECT {', '.join(selects)} FROM rollup WHERE {' AND '.join(where)}"
+        f"SELECT {', '.join(selects)} FROM rollup WHERE {where}"
         f" GROUP BY {keys} HAVING {nonzero}{order}"
     )
 
@@ -173,12 +189,15 @@ def _cell(column: str, plan: QueryPlan, file_format: FileFormat) -> str:
     return f"coalesce({text}, {_quoted('null' if file_format is FileFormat.JSON else '')})"
 
 
-def render_export_lines(plan: QueryPlan, file_format: FileFormat) -> str:
+def render_export_lines(
+    plan: QueryPlan, file_format: FileFormat, *, part: str | None = None
+) -> str:
     """SQL (parameters ``$start``, ``$end``) of one VARCHAR column, ``line``: each row's
     text in the export file, in the file's order.
 
     CSV: the row and its line end. JSON: ``,`` then the row's array (the first row's
-    ``,`` is the writer's to drop). Header and JSON frame are the writer's.
+    ``,`` is the writer's to drop). Header and JSON frame are the writer's. ``part``: as
+    for :func:`render_aggregate`.
     """
     cells = [_cell(column, plan, file_format) for column in plan.columns]
     if file_format is FileFormat.CSV:
@@ -186,6 +205,5 @@ def render_export_lines(plan: QueryPlan, file_format: FileFormat) -> str:
     else:
         line = "',[' || " + " || ',' || ".join(cells) + " || ']'"
     keys = ", ".join(f'r."{d.value}"' for d in plan.dimensions)
-    return (
-        f"SELECT {line} AS line FROM ({render_aggregate(plan, ordered=False)}) AS r ORDER BY {keys}"
-    )
+    rows = render_aggregate(plan, ordered=False, part=part)
+    return f"SELECT {line} AS line FROM ({rows}) AS r ORDER BY {keys}"

@@ -1,0 +1,189 @@
+"""Report reads in parts (``DuckDBEventStore``, "reads"): larger than the memory limit
+allows in one query, they still succeed, and the parts give the same file as one query.
+
+A read whose input passes ``part_rows`` is cut into ranges of its sort order, one query
+each. The files must be byte for byte those of one query, whatever the first sort key
+(a time bucket in a zone with DST, a product string that needs quoting, an ID of few
+values, which needs the next keys to cut it), and an export whose one query runs out of
+the engine's memory must succeed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pytest
+
+from mpo_realtime.domain.plan import QueryPlan
+from mpo_realtime.domain.report import Dimension, FileFormat
+from mpo_realtime.exports.writers import write_export, write_lines
+from mpo_realtime.store.duckdb_store import DuckDBEventStore
+from mpo_realtime.store.plan_sql import render_aggregate
+from tests.reference import Event, rollup_table
+
+#: an hour before Paris falls back (2026-10-25 01:00 UTC) and the day after
+ANCHOR = datetime(2026, 10, 24, 22, tzinfo=UTC)
+PRODUCTS = ["plain", 'q"uote', "comma,inside", "new\nline", "é ü 中文", "", "z" * 40]
+
+
+def _events() -> list[Event]:
+    """About 1,200 rows over 30 hours: every key of every dimension repeats."""
+    costs = [Decimal("0.1"), Decimal("0.000000001"), Decimal("12.5"), Decimal(0)]
+    return [
+        Event(
+            minute=ANCHOR + timedelta(minutes=i * 3 % 1800),
+            advertiser_id=100 + i % 2,
+            partner_id=1 + i % 3,
+            campaign_id=10 + i % 4,
+            seller_id=20 + i % 5,
+            product_id=PRODUCTS[i % len(PRODUCTS)] + str(i % 11),
+            displays=1 + i % 9,
+            clicks=i % 3,
+            cost=costs[i % len(costs)],
+        )
+        for i in range(1200)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
+    opened = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
+    opened.append(rollup_table(_events()))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _plan(dimensions: Sequence[Dimension], zone: str = "Europe/Paris", **more: object) -> QueryPlan:
+    return QueryPlan(
+        start=ANCHOR - timedelta(hours=1),
+        end=ANCHOR + timedelta(hours=31),
+        advertiser_ids=(100, 101),
+        dimensions=tuple(dimensions),
+        timezone=zone,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+def _files(store: DuckDBEventStore, plan: QueryPlan) -> list[bytes]:
+    """The CSV and JSON files of ``plan``, from typed rows and from the store's lines."""
+    files = []
+    for file_format in (FileFormat.CSV, FileFormat.JSON):
+        typed, lines = io.BytesIO(), io.BytesIO()
+        write_export(
+            store.aggregate(plan, batch_rows=13),
+            columns=plan.columns,
+            file_format=file_format,
+            timezone=plan.timezone,
+            sink=typed,
+        )
+        write_lines(
+            store.export_lines(plan, file_format, batch_rows=13),
+            columns=plan.columns,
+            file_format=file_format,
+            sink=lines,
+        )
+        files += [typed.getvalue(), lines.getvalue()]
+    return files
+
+
+PLANS = [
+    # a time bucket first, across a DST change, in a zone with a :45 offset too
+    _plan([Dimension.HOUR, Dimension.PRODUCT_ID, Dimension.SELLER_ID]),
+    _plan([Dimension.MINUTE, Dimension.CAMPAIGN_ID], zone="Pacific/Chatham"),
+    # strings that need quoting first
+    _plan([Dimension.PRODUCT_ID, Dimension.ADVERTISER_ID, Dimension.DAY]),
+    # a first key of two values: the ranges need the next keys
+    _plan([Dimension.ADVERTISER_ID, Dimension.CAMPAIGN_ID, Dimension.SELLER_ID]),
+    _plan([Dimension.DAY, Dimension.PARTNER_ID, Dimension.PRODUCT_ID], zone="Asia/Kathmandu"),
+    # filters, and an empty result
+    _plan([Dimension.SELLER_ID, Dimension.PRODUCT_ID], campaign_ids=(10, 12)),
+    _plan([Dimension.SELLER_ID, Dimension.PRODUCT_ID], campaign_ids=(99,)),
+]
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: ",".join(d.value for d in p.dimensions))
+def test_parts_give_the_files_of_one_query(
+    store: DuckDBEventStore, plan: QueryPlan, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = _files(store, plan)
+    assert whole[0] == whole[1] and whole[2] == whole[3]  # typed rows and lines agree
+    store.part_rows = 50  # a few dozen parts of the ~1,200 rows
+    with caplog.at_level(logging.INFO, logger="mpo_realtime.store.duckdb_store"):
+        parts = _files(store, plan)
+    assert parts == whole
+    cut = [r.message for r in caplog.records if r.message.startswith("report read of")]
+    # each read (typed and lines, CSV and JSON) in many parts, unless it has no rows
+    assert len(cut) == (0 if plan.campaign_ids == (99,) else 4), cut
+
+
+#: a store that cannot hold the aggregate and the sort of 600,000 groups in one query
+SMALL_LIMIT = "32MB"
+GROUPS = 600_000
+
+
+def test_an_export_larger_than_the_memory_limit_allows_succeeds(tmp_path: Path) -> None:
+    # two threads whatever the machine: DuckDB's need grows with its threads
+    store = DuckDBEventStore(
+        tmp_path / "events.duckdb",
+        memory_limit=SMALL_LIMIT,
+        threads=2,
+        maintenance_interval=1e9,
+    )
+    try:
+        store.call(
+            lambda conn: conn.execute(
+                "INSERT INTO rollup SELECT TIMESTAMPTZ '2026-11-01 00:00:00+00'"
+                " + to_minutes((i % 1440)::BIGINT), i % 3, 1, i % 5, i % 7,"
+                f" 'product-' || (i // 11)::VARCHAR, 1 + i % 4, i % 2, 0.5 FROM range({GROUPS})"
+                " AS t(i)"
+            )
+        )
+        plan = QueryPlan(
+            start=datetime(2026, 11, 1, tzinfo=UTC),
+            end=datetime(2026, 11, 2, tzinfo=UTC),
+            advertiser_ids=(0, 1, 2),
+            dimensions=(
+                Dimension.ADVERTISER_ID,
+                Dimension.CAMPAIGN_ID,
+                Dimension.SELLER_ID,
+                Dimension.PRODUCT_ID,
+            ),
+        )
+        # The case is real: as one query, this report does not fit the limit.
+        params = {"start": plan.start, "end": plan.end}
+        with pytest.raises(duckdb.OutOfMemoryException):  # noqa: PT012 - the read is the act
+            cursor = store._cursor()
+            try:
+                for _ in cursor.sql(render_aggregate(plan), params=params).to_arrow_reader(65_536):
+                    pass
+            finally:
+                cursor.close()
+        assert store.part_rows < GROUPS
+
+        sink = io.BytesIO()
+        result = write_export(
+            store.aggregate(plan),
+            columns=plan.columns,
+            file_format=FileFormat.CSV,
+            timezone=plan.timezone,
+            sink=sink,
+        )
+        assert result.rows == GROUPS  # every (advertiser, campaign, seller, product) once
+        table = pa_csv.read_csv(io.BytesIO(sink.getvalue()))
+        assert pc.sum(table["displays"]).as_py() == sum(1 + i % 4 for i in range(GROUPS))
+        keys = ["advertiserId", "campaignId", "sellerId", "productId"]
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+        assert order.equals(pa.array(range(GROUPS), pa.uint64()))
+    finally:
+        store.close()
