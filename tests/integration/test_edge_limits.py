@@ -244,6 +244,13 @@ def test_a_streamed_create_body_over_the_limit_is_413_before_the_end(server: Ser
         conn.sendall(b"%x\r\n%s\r\n" % (len(opening), opening))
         for _ in range(17):  # 1 MiB and a bit, never terminated
             conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        # A client that goes on sending after the answer (it has not read it yet) must
+        # still get it whole: the server reads and drops the rest for a while before it
+        # closes (a lingering close); closing at once would answer the rest with a
+        # reset, which destroys the answer waiting in the client's receive buffer.
+        time.sleep(0.5)
+        for _ in range(4):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         answer = _until_closed(conn)
     status, body = _status_and_body(answer)
     assert status == 413

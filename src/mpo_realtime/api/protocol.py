@@ -19,7 +19,9 @@ subclass adds, per connection:
 
 Bodies are bounded elsewhere, without internals: each route reads its body within a
 size limit and a deadline (``api/body.py``, 413 and 408), and an answer sent before the
-body was read closes the connection (``api/edge.py``).
+body was read closes the connection (``api/edge.py``): here, with a lingering close (the
+rest of the body is read and dropped for a while), so that the client gets the answer
+rather than a reset.
 
 This is the one module that relies on uvicorn's internals (the protocol's parser
 callbacks, ``pipeline``, ``flow``, ``cycle``). :func:`check_uvicorn` fails loudly when
@@ -94,7 +96,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     # Connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        super().connection_made(_LingeringTransport(transport, self.loop, self))
         self._head_started = self.loop.time()
         self._arm_head_timer()
 
@@ -204,6 +206,25 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         elif self.cycle is None or self.cycle.response_complete:
             self.transport.close()  # opened, never used
 
+    def body_arriving(self) -> bool:
+        """True while the current request's body is still being received."""
+        return self._in_body
+
+    def linger(self, transport: _LingeringTransport) -> None:
+        """An answer went out before the request's body was read whole: stop parsing,
+        read and drop what still arrives, and close after ``LINGER_SECONDS`` (or when
+        the client closes first). Closing at once, with the body's rest unread, would
+        make the kernel reset the connection, and a reset can destroy the answer in the
+        client's receive buffer before the client reads it (an early 413 seen as
+        "connection reset")."""
+        self._cancel_head_timer()
+        self._refused = True
+        self._held = b""
+        self.flow.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, transport.close_now)
+
     def _refuse(self, status: int, code: ErrorCode, detail: str) -> None:
         """Stop reading requests; answer ``status`` in the error envelope once the
         answers to earlier requests of this connection are out, then close."""
@@ -235,6 +256,36 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
         if self.limits.on_refusal is not None:
             self.limits.on_refusal(status, self.loop.time() - self._head_started, trace)
+
+
+class _LingeringTransport(CoalescingTransport):
+    """The connection's transport: a close asked for while a request body is still
+    arriving becomes a lingering close (:meth:`EdgeHttpToolsProtocol.linger`)."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        protocol: EdgeHttpToolsProtocol,
+    ) -> None:
+        super().__init__(transport, loop)
+        self._protocol = protocol
+        self._lingering = False
+
+    def close(self) -> None:
+        if self._lingering:
+            return
+        if self._protocol.body_arriving() and not super().is_closing():
+            self._lingering = True
+            self._protocol.linger(self)
+            return
+        super().close()
+
+    def close_now(self) -> None:
+        super().close()
+
+    def is_closing(self) -> bool:
+        return self._lingering or super().is_closing()
 
 
 def protocol_class(limits: EdgeLimits) -> type[HttpToolsProtocol]:
