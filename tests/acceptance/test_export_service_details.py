@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,70 @@ def test_export_not_found_names_the_first_64_characters_of_the_id(api: Api) -> N
     [error] = answer.json()["errors"]
     assert error["code"] == "export-not-found"
     assert error["detail"] == f"export {'a' * 64} does not exist or is not visible"
+
+
+def _refusal(exports: Any, client: Any, export_id: str) -> tuple[str, str]:
+    with pytest.raises(ProblemError) as refused:
+        exports.download(client, export_id)
+    [problem] = refused.value.problems
+    return problem.code.value, problem.detail
+
+
+def test_download_of_each_status_answers_as_documented(api: Api) -> None:
+    """Pending: not ready; Failure: its message; Done: the file; Expired: gone."""
+    created = datetime(2026, 11, 29, 9, 8, 7, tzinfo=UTC)
+    client, _ = api.services.clients.create(
+        "download", advertiser_ids=[321], roles=[Role.REPORT], now=created
+    )
+    exports = api.services.exports
+    exports.clock = lambda: created
+    done_id = api.create(REQUEST, api.token()).json()["exportId"]
+    assert _refusal(exports, client, done_id) == (
+        "export-not-ready",
+        "the export is still Pending; poll report-jobs first",
+    )
+    api.run_jobs()
+    download = exports.download(client, done_id)
+    assert download.filename == f"realtime-report-20261129T090807Z-{done_id[:8]}.csv"
+    assert download.content_type == "text/csv"
+    assert download.size == download.path.stat().st_size > 0
+    assert download.path.name == f"{done_id}.csv"
+    # Expired by its date: the file may still be on disk, the export is gone.
+    job = exports.status(client, done_id)
+    assert job.expires_at is not None
+    exports.clock = lambda: job.expires_at  # type: ignore[assignment, return-value]
+    assert exports.status(client, done_id).status.value == "Expired"
+    assert _refusal(exports, client, done_id) == (
+        "export-alreadyexpired",
+        "the export file has been permanently deleted",
+    )
+    exports.clock = lambda: created
+    # Done, but the file was deleted (a sweep, a lost disk): gone too.
+    download.path.unlink()
+    assert _refusal(exports, client, done_id)[0] == "export-alreadyexpired"
+
+
+@pytest.mark.parametrize(
+    ("message", "detail"),
+    [("disk full", "the export failed: disk full"), ("", "the export failed: unknown error")],
+)
+def test_download_of_a_failed_export_gives_its_message(api: Api, message: str, detail: str) -> None:
+    client, _ = api.services.clients.create(
+        "failed", advertiser_ids=[321], roles=[Role.REPORT], now=datetime.now(UTC)
+    )
+    export_id = api.create(REQUEST, api.token()).json()["exportId"]
+    assert api.services.jobs.fail_job(export_id, owner=None, now=datetime.now(UTC), message=message)
+    assert _refusal(api.services.exports, client, export_id) == ("export-failed", detail)
+
+
+def test_download_in_json_names_its_format(api: Api) -> None:
+    client, _ = api.services.clients.create(
+        "json", advertiser_ids=[321], roles=[Role.REPORT], now=datetime.now(UTC)
+    )
+    export_id = api.create({**REQUEST, "fileFormat": "Json"}, api.token()).json()["exportId"]
+    api.run_jobs()
+    download = api.services.exports.download(client, export_id)
+    assert (download.content_type, download.filename[-13:]) == (
+        "application/json",
+        f"{export_id[:8]}.json",
+    )
