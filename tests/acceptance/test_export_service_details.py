@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from mpo_realtime.domain.errors import ProblemError
-from mpo_realtime.domain.jobs import Role
+from mpo_realtime.domain.jobs import Job, Role
+from mpo_realtime.exports.service import _LruCache, file_name_for, poll_retry_after
 from tests.acceptance.conftest import Api
 
 REQUEST = {"advertiserIds": ["321"], "lookbackWindow": 60}
@@ -110,3 +111,52 @@ def test_download_in_json_names_its_format(api: Api) -> None:
         "application/json",
         f"{export_id[:8]}.json",
     )
+
+
+def _job(created_at: datetime, **changes: Any) -> Job:
+    return Job(
+        id="5b1f4b8e-0000-4000-8000-000000000001",
+        client_id="c",
+        advertiser_ids=(321,),
+        cache_key="k",
+        spec={},
+        file_format="json",
+        created_at=created_at,
+        **changes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("age", "wait"),
+    [
+        (timedelta(0), 1),
+        (timedelta(seconds=-3), 1),  # a clock that stepped back: still 1 s
+        (timedelta(milliseconds=2100), 3),
+        (timedelta(seconds=5), 5),
+        (timedelta(seconds=9, milliseconds=1), 10),
+        (timedelta(hours=1), 10),
+    ],
+)
+def test_poll_retry_after_grows_with_the_age_of_the_job_up_to_the_ceiling(
+    age: timedelta, wait: int
+) -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert poll_retry_after(_job(now - age), now=now, ceiling=10) == wait
+
+
+def test_file_name_of_a_job_is_its_id_and_format() -> None:
+    job = _job(datetime(2026, 11, 29, tzinfo=UTC))
+    assert file_name_for(job) == "5b1f4b8e-0000-4000-8000-000000000001.json"
+
+
+def test_finished_jobs_cache_forgets_the_least_recently_used_first() -> None:
+    cache = _LruCache(2)
+    jobs = {name: _job(datetime(2026, 11, 29, tzinfo=UTC), file_name=name) for name in "abc"}
+    cache.put("a", jobs["a"])
+    cache.put("b", jobs["b"])
+    assert cache.get("a") is jobs["a"]  # "a" is now the most recently used
+    cache.put("c", jobs["c"])
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (jobs["a"], None, jobs["c"])
+    cache.put("a", jobs["b"])  # replaced, and the most recent again
+    cache.put("d", jobs["a"])
+    assert (cache.get("a"), cache.get("c"), cache.get("d")) == (jobs["b"], None, jobs["a"])
