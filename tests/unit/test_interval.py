@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -32,6 +34,12 @@ def _problems(**attrs: Any) -> list[tuple[ErrorCode, str | None]]:
     found = resolve_interval(attrs, now=NOW, retention=RETENTION)
     assert isinstance(found, list), found
     return [(p.code, p.pointer) for p in found]
+
+
+def _refusal(**attrs: Any) -> list[Problem]:
+    found = resolve_interval(attrs, now=NOW, retention=RETENTION)
+    assert isinstance(found, list), found
+    return found
 
 
 def _codes(warnings: tuple[Problem, ...]) -> list[tuple[ErrorCode, str | None]]:
@@ -395,3 +403,29 @@ def test_interval_retention_longer_than_all_time_keeps_every_date() -> None:
     )
     assert isinstance(found, Interval)
     assert (found.start, found.warnings) == (datetime(1, 1, 1, tzinfo=UTC), ())
+
+
+def test_interval_overflowing_date_is_named_by_its_first_64_characters() -> None:
+    given = "0001-01-01T00:00:00." + "0" * 50 + "+01:00"
+    assert [p.detail for p in _refusal(startDate=given)] == [
+        f"startDate '{given[:64]}' is outside the dates a UTC time can express"
+    ]
+
+
+@pytest.fixture
+def server_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is not UTC: nothing may depend on it."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("server_in_kolkata")
+def test_interval_dates_never_depend_on_the_servers_local_zone() -> None:
+    # A date without an offset is UTC, and every bound is a UTC datetime.
+    found = _resolve(startDate="2026-11-20T10:00:00", endDate="2026-11-20T16:30:30+05:30")
+    assert (found.start, found.end) == (_utc("2026-11-20T10:00Z"), _utc("2026-11-20T11:01Z"))
+    assert found.start.tzinfo is UTC and found.end.tzinfo is UTC
+    assert found.warnings[0].detail.startswith("endDate 2026-11-20T11:00:30Z is not")
