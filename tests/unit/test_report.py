@@ -485,3 +485,21 @@ def test_report_canonical_attributes_name_the_interval_as_requested() -> None:
         "startDate": "2026-11-29T10:00:00+00:00",
         "endDate": "2026-11-29T11:00:00+00:00",
     }
+
+
+def test_report_largest_id_is_the_largest_signed_64_bit_integer() -> None:
+    largest = str(2**63 - 1)
+    assert _parse(_body(advertiserIds=[largest, 2**63 - 1])).advertiser_ids == (2**63 - 1,)
+    assert [p[2] for p in _problems(_body(advertiserIds=[str(2**63)]))] == [P + "advertiserIds/0"]
+
+
+def test_report_an_exclusive_time_dimension_with_another_time_bucket_is_refused() -> None:
+    assert _problems(_body(dimensions=["hour", "day"])) == [
+        (
+            COMBINATION,
+            "only one time bucket (minute, hour, day, week, month, year) per request;"
+            " got hour, day",
+            P + "dimensions",
+            True,
+        )
+    ]
