@@ -303,12 +303,13 @@ def test_interval_refusals_name_the_problem_and_its_attribute(
 
 
 def test_interval_start_at_now_is_not_in_the_future_but_holds_no_minute() -> None:
-    # NOW is 15:02:17.25: a start exactly then is allowed, and its minute is 15:03, the
-    # end of a report that ends now: nothing to count.
-    assert _problems(startDate="2026-11-29T15:02:17.250Z") == [(BAD, P + "startDate")]
-    assert _problems(startDate="2026-11-29T15:02:17.250Z", endDate="2026-11-29T15:02:17.250Z") == [
-        (BAD, P + "startDate")
-    ]
+    # NOW is 15:02:17.25: a start exactly then is not in the future, but the interval
+    # that ends now is then empty.
+    at_now = "2026-11-29T15:02:17.250Z"
+    for attrs in ({"startDate": at_now}, {"startDate": at_now, "endDate": at_now}):
+        assert [(p.detail, p.pointer) for p in _refusal(**attrs)] == [
+            ("startDate must be before endDate", P + "startDate")
+        ]
 
 
 def test_interval_end_at_now_is_not_clamped_nor_open_ended() -> None:
