@@ -430,3 +430,20 @@ def test_interval_dates_never_depend_on_the_servers_local_zone() -> None:
     assert (found.start, found.end) == (_utc("2026-11-20T10:00Z"), _utc("2026-11-20T11:01Z"))
     assert found.start.tzinfo is UTC and found.end.tzinfo is UTC
     assert found.warnings[0].detail.startswith("endDate 2026-11-20T11:00:30Z is not")
+
+
+def test_interval_at_the_oldest_minute_kept_is_the_boundary_of_both_rules() -> None:
+    # Starting exactly at the oldest minute kept is not a clamp ...
+    found = _resolve(startDate="2026-10-15T15:03:00Z", endDate="2026-10-15T16:00:00Z")
+    assert (found.start, found.warnings) == (EARLIEST, ())
+    # ... and ending exactly there ends before any data kept.
+    assert [
+        (p.detail, p.pointer)
+        for p in _refusal(startDate="2026-10-01", endDate="2026-10-15T15:03:00Z")
+    ] == [
+        (
+            "endDate ends at 2026-10-15T15:03:00Z, before the oldest data kept"
+            " (2026-10-15T15:03:00Z: data are kept for 45 days)",
+            P + "endDate",
+        )
+    ]
