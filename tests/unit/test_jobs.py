@@ -30,6 +30,7 @@ def test_client_is_active_until_revoked() -> None:
 
 def test_client_covers_only_subsets_of_its_scope() -> None:
     client = _client((101, 7, 9))
+    assert client.covers([9, 7, 101])  # its whole scope
     assert client.covers([101, 7])
     assert client.covers((9, 9))
     assert client.covers([])
