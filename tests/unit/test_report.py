@@ -132,9 +132,17 @@ REFUSED: list[tuple[str, Any, list[Found]]] = [
         [(J, "data.attributes.dimensions must be an array of strings", None, False)],
     ),
     (
-        "a name that is not a string",
-        _body(metrics=["clicks", 3]),
-        [(J, "data.attributes.metrics[1] must be a string", None, False)],
+        "a name that is not a string, and the names after it",
+        _body(metrics=["clicks", 3, "views"]),
+        [
+            (J, "data.attributes.metrics[1] must be a string", None, False),
+            (
+                Q,
+                "metrics[2] 'views' is not supported; one of 'clicks', 'displays', 'cost'",
+                P + "metrics/2",
+                False,
+            ),
+        ],
     ),
     (
         "unknown names, one not supported yet",
