@@ -32,6 +32,17 @@ if "MUTANT_UNDER_TEST" in os.environ:
     settings.register_profile("mutmut", derandomize=True, database=None)
     settings.load_profile("mutmut")
 
+
+@pytest.fixture
+def server_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is not UTC: nothing may depend on it."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 # ---------------------------------------------------------------------------------------
 # Services: PostgreSQL, Redis and ClickHouse (tests/services.py). Each is the server at its
 # standard address when it answers (or at MPO_TEST_POSTGRES_URL, MPO_TEST_REDIS_URL,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -411,16 +409,6 @@ def test_interval_overflowing_date_is_named_by_its_first_64_characters() -> None
     assert [p.detail for p in _refusal(startDate=given)] == [
         f"startDate '{given[:64]}' is outside the dates a UTC time can express"
     ]
-
-
-@pytest.fixture
-def server_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local zone is not UTC: nothing may depend on it."""
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("server_in_kolkata")
