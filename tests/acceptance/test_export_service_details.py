@@ -160,3 +160,19 @@ def test_finished_jobs_cache_forgets_the_least_recently_used_first() -> None:
     cache.put("a", jobs["b"])  # replaced, and the most recent again
     cache.put("d", jobs["a"])
     assert (cache.get("a"), cache.get("c"), cache.get("d")) == (jobs["b"], None, jobs["a"])
+
+
+def test_export_of_other_advertisers_or_unknown_is_not_found(api: Api) -> None:
+    export_id = api.create(REQUEST, api.token()).json()["exportId"]
+    unknown = "45f7ec55-1008-4372-9144-1da37d8dccc2"
+    stranger = api.token(advertisers=[999])
+    for asked, headers in ((export_id, stranger), (unknown, api.token())):
+        for answer in (api.poll(asked, headers), api.download(asked, headers)):
+            assert answer.status_code == 403
+            [error] = answer.json()["errors"]
+            assert (error["code"], error["detail"]) == (
+                "export-not-found",
+                f"export {asked} does not exist or is not visible",
+            )
+    # The export's own client still sees it (Pending: never cached).
+    assert api.poll(export_id, api.token()).status_code == 200
