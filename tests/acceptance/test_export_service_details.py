@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from mpo_realtime.domain.errors import ProblemError
@@ -176,3 +177,22 @@ def test_export_of_other_advertisers_or_unknown_is_not_found(api: Api) -> None:
             )
     # The export's own client still sees it (Pending: never cached).
     assert api.poll(export_id, api.token()).status_code == 200
+
+
+def test_reused_export_age_is_whole_seconds_and_never_negative(api: Api) -> None:
+    client, _ = api.services.clients.create(
+        "age", advertiser_ids=[321], roles=[Role.REPORT], now=datetime.now(UTC)
+    )
+    exports = api.services.exports
+    moment = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    body = orjson.dumps({"data": {"attributes": REQUEST}})
+    exports.clock = lambda: moment
+    first = exports.create(client, body)
+    assert (first.reused, first.age_seconds) == (False, 0)
+    ages = []
+    for later in (timedelta(0), timedelta(seconds=-5), timedelta(seconds=1.9)):
+        exports.clock = lambda later=later: moment + later  # type: ignore[misc]
+        again = exports.create(client, body)
+        assert again.reused and again.job.id == first.job.id
+        ages.append(again.age_seconds)
+    assert ages == [0, 0, 1]
