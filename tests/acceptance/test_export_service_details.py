@@ -196,3 +196,15 @@ def test_reused_export_age_is_whole_seconds_and_never_negative(api: Api) -> None
         assert again.reused and again.job.id == first.job.id
         ages.append(again.age_seconds)
     assert ages == [0, 0, 1]
+
+
+def test_hourly_export_quota_is_per_client(api: Api) -> None:
+    busy, other = api.token(exports_per_hour=1), api.token(exports_per_hour=1)
+    assert api.create(REQUEST, busy).status_code == 200
+    over = api.create({**REQUEST, "lookbackWindow": 61}, busy)
+    assert over.status_code == 429
+    assert over.json()["errors"][0]["detail"].startswith(
+        "hourly quota of 1 new exports reached (identical requests stay free)"
+    )
+    # Another client of the same advertisers has its own quota.
+    assert api.create({**REQUEST, "lookbackWindow": 62}, other).status_code == 200
