@@ -208,3 +208,21 @@ def test_hourly_export_quota_is_per_client(api: Api) -> None:
     )
     # Another client of the same advertisers has its own quota.
     assert api.create({**REQUEST, "lookbackWindow": 62}, other).status_code == 200
+
+
+def test_identical_requests_share_an_export_only_with_the_same_interval(api: Api) -> None:
+    headers = api.token()
+    exports = api.services.exports
+    moment = datetime(2026, 11, 29, 12, 0, 50, tzinfo=UTC)
+    exports.clock = lambda: moment
+    open_ended = {"advertiserIds": ["321"], "startDate": "2026-11-29T10:00:00Z"}
+    first = api.create(open_ended, headers).json()["exportId"]
+    closed = {**open_ended, "endDate": "2026-11-29T11:00:00Z"}
+    closed_id = api.create(closed, headers).json()["exportId"]
+    later_end = api.create({**closed, "endDate": "2026-11-29T11:30:00Z"}, headers)
+    assert len({first, closed_id, later_end.json()["exportId"]}) == 3
+    # 30 s later the open-ended report would end a minute later: still the same request,
+    # reused within the window like a lookbackWindow.
+    exports.clock = lambda: moment + timedelta(seconds=30)
+    assert api.create(open_ended, headers).json()["exportId"] == first
+    assert api.create(closed, headers).json()["exportId"] == closed_id
