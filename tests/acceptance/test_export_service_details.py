@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,3 +227,14 @@ def test_identical_requests_share_an_export_only_with_the_same_interval(api: Api
     exports.clock = lambda: moment + timedelta(seconds=30)
     assert api.create(open_ended, headers).json()["exportId"] == first
     assert api.create(closed, headers).json()["exportId"] == closed_id
+
+
+def test_the_id_limit_of_the_settings_applies_to_creates(api_factory: Callable[..., Api]) -> None:
+    api = api_factory(max_ids_per_filter=2)
+    headers = api.token()
+    answer = api.create({**REQUEST, "campaignIds": ["1", "2", "3"]}, headers)
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["detail"] == "campaignIds holds 3 IDs; at most 2"
+    # Two IDs pass validation (and then the scope check: no such campaign here).
+    at_limit = api.create({**REQUEST, "campaignIds": ["1", "2"]}, headers)
+    assert [e["code"] for e in at_limit.json()["errors"]] == ["no-campaign-found-in-scope"]
