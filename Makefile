@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # `make run PORT=8090` serves on another port (as does MPO_PORT=8090 in the environment)
 PORT ?=
 
-.PHONY: run test lint typecheck unit services browser bench console-screenshot clean mutate
+.PHONY: run test lint typecheck unit services browser bench console-screenshot clean mutate mutate-api
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON) (once)"
@@ -91,6 +91,22 @@ MUTANTS ?=
 mutate: $(STAMP)
 	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/mutmut results
+
+# The export service (reuse, settle, scope) and the API's checks, whose mutants only
+# acceptance tests kill: in a copy of the project under var/mutate-api/, with the
+# settings of tests/mutmut-api.toml (results: `cd var/mutate-api && ../../.venv/bin/mutmut results`).
+MUTATE_API := var/mutate-api
+
+mutate-api: $(STAMP)
+	mkdir -p $(MUTATE_API)
+	rm -rf $(MUTATE_API)/src $(MUTATE_API)/tests
+	cp -r src tests $(MUTATE_API)/
+	$(BIN)/python -c 'import re, sys; main = open("pyproject.toml").read(); \
+		api = open("tests/mutmut-api.toml").read(); \
+		sys.stdout.write(re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[)", lambda _: api + "\n", main))' \
+		> $(MUTATE_API)/pyproject.toml
+	cd $(MUTATE_API) && ../../$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	cd $(MUTATE_API) && ../../$(BIN)/mutmut results
 
 # Benchmarks are long and measure this machine: run them by hand, figures in docs/benchmarks.md.
 bench: $(STAMP) browser

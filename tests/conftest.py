@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -23,6 +24,24 @@ from mpo_realtime.domain.jobs import Job
 from mpo_realtime.exports.jobstore import SqlJobStore
 from tests import services
 from tests.services import Service, Unavailable
+
+# `make mutate` (mutmut) runs the tests once per mutant: every property test then draws
+# the same examples for every mutant, so that a mutant's verdict never depends on luck,
+# and keeps no example database between mutants.
+if "MUTANT_UNDER_TEST" in os.environ:
+    settings.register_profile("mutmut", derandomize=True, database=None)
+    settings.load_profile("mutmut")
+
+
+@pytest.fixture
+def server_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone is not UTC: nothing may depend on it."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
 
 # ---------------------------------------------------------------------------------------
 # Services: PostgreSQL, Redis and ClickHouse (tests/services.py). Each is the server at its

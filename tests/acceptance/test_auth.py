@@ -152,3 +152,55 @@ def test_ingest_requires_the_ingest_role(api: Api) -> None:
     assert answer.status_code == 403
     assert [e["code"] for e in answer.json()["errors"]] == ["insufficient-role"]
     assert api.http.post("/ingest/v1/events", content=b"[]").status_code == 401
+
+
+# -- the checks every report route makes, in order (api/deps.py) ------------------------
+
+
+def test_reports_unknown_api_version_is_refused_before_the_token_is_read(api: Api) -> None:
+    path = EXPORT.replace("/preview/", "/2099-01/")
+    for headers in ({}, api.token()):
+        answer = api.http.post(path, json=BODY, headers=headers)
+        assert answer.status_code == 404
+        [error] = answer.json()["errors"]
+        assert (error["code"], error["detail"]) == (
+            "version-not-found",
+            "API version '2099-01' is unknown; use one of preview, 2025-10, 2026-01, 2026-04,"
+            " 2026-07, 2026-10",
+        )
+    long = api.http.post(EXPORT.replace("/preview/", "/" + "v" * 40 + "/"), json=BODY)
+    assert f"API version '{'v' * 32}' is unknown" in long.json()["errors"][0]["detail"]
+    dated = api.http.post(EXPORT.replace("/preview/", "/2026-10/"), json=BODY, headers=api.token())
+    assert dated.status_code == 200, dated.text
+
+
+def test_reports_require_the_report_role(api: Api) -> None:
+    answer = api.http.post(EXPORT, json=BODY, headers=api.token(roles=[Role.INGEST]))
+    assert answer.status_code == 403
+    [error] = answer.json()["errors"]
+    assert (error["code"], error["detail"]) == (
+        "insufficient-role",
+        "this client lacks the 'report' role",
+    )
+
+
+def test_each_role_spends_its_own_budget(api: Api) -> None:
+    both = api.token(roles=[Role.REPORT, Role.INGEST])
+    report = api.http.post(EXPORT, json=BODY, headers=both)
+    ingest = api.http.post("/ingest/v1/events", content=b"[]", headers=both)
+    settings = api.services.settings
+    assert (report.status_code, ingest.status_code) == (200, 400)
+    assert report.headers["x-ratelimit-limit"] == str(settings.report_requests_per_minute)
+    assert ingest.headers["x-ratelimit-limit"] == str(settings.ingest_requests_per_minute)
+    # One unit each, from separate budgets.
+    assert report.headers["x-ratelimit-remaining"] == str(settings.report_requests_per_minute - 1)
+    assert ingest.headers["x-ratelimit-remaining"] == str(settings.ingest_requests_per_minute - 1)
+
+
+def test_a_client_report_budget_overrides_the_default_and_names_itself(api: Api) -> None:
+    headers = api.token(requests_per_minute=2)
+    answers = [api.http.post(EXPORT, json=BODY, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit"] == "2"
+    detail = answers[2].json()["errors"][0]["detail"]
+    assert detail.startswith("over the report budget of 2 requests per minute")

@@ -188,3 +188,25 @@ def test_buckets_minute_buckets_are_utc_minutes_everywhere() -> None:
 def test_buckets_refuse_entity_dimensions() -> None:
     with pytest.raises(ValueError, match="not a time dimension"):
         bucket_pieces("UTC", Dimension.PRODUCT_ID, RETENTION_END, RETENTION_END)
+
+
+@pytest.mark.parametrize("seconds", range(0, 60, 7))
+def test_buckets_offset_changes_are_exact_whatever_second_the_search_starts_at(
+    seconds: int,
+) -> None:
+    # The search bisects from its lower bound: the change found must not depend on it.
+    low = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=250)
+    assert offset_changes("Europe/Paris", low, datetime(2027, 1, 1, tzinfo=UTC)) == (
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+    )
+
+
+@pytest.mark.usefixtures("server_in_kolkata")
+def test_buckets_never_depend_on_the_servers_local_zone() -> None:
+    # Bounds no other test uses, so that no cached answer stands in for the computation.
+    low = datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)
+    assert offset_changes("America/Denver", low, datetime(2026, 12, 1, tzinfo=UTC)) == (
+        datetime(2026, 3, 8, 9, 0, tzinfo=UTC),
+        datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+    )

@@ -90,10 +90,10 @@ def _parse_instant(attrs: Mapping[str, Any], name: str, errors: list[Problem]) -
 def _lookback(
     attrs: Mapping[str, Any], raw: Any, now: datetime
 ) -> tuple[datetime, datetime, bool] | list[Problem]:
+    """``(start, end, True)``: the last ``raw`` minutes up to now."""
     if isinstance(raw, bool) or not isinstance(raw, int):
         detail = "data.attributes.lookbackWindow must be an integer number of minutes"
         return [Problem(ErrorCode.JSON_SERIALIZATION, detail)]
-    """``(start, end, True)``: the last ``raw`` minutes up to now."""
     errors: list[Problem] = []
     has_start, has_end = attrs.get("startDate") is not None, attrs.get("endDate") is not None
     if has_start or has_end:

@@ -252,10 +252,9 @@ class ExportService:
 
     @staticmethod
     def _cache_key(client: Client, spec: ReportSpec) -> str:
-        # Same canonical request from the same advertiser scope is the same export.
+        # Same canonical request from the same advertiser scope is the same export (the
+        # canonical attributes name the end of a closed interval, and only of one).
         material = {"scope": list(client.advertiser_ids), **spec.canonical_attributes()}
-        if spec.lookback_window is None and not spec.open_ended:
-            material["endDate"] = spec.end.isoformat()
         return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def status(self, client: Client, job_id: str) -> Job:
