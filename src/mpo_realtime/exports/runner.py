@@ -318,12 +318,20 @@ class _LeaseKeeper:
         self._thread.join()
 
     def confirm(self) -> None:
-        """Renew once more, now, with the keeper stopped; LeaseLost if the job is not ours.
-
-        A store that cannot be reached leaves the question to the finish, which checks
-        ownership anyway."""
-        if self.lost:
+        """Renew once more, now, with the keeper stopped; LeaseLost if the job is not ours."""
+        if self.lost or not self._renew():
             raise LeaseLost(self.job.id)
+
+    def _run(self) -> None:
+        every = self.runner.lease.total_seconds() / 3
+        while not self._done.wait(every):
+            if not self._renew():
+                return
+
+    def _renew(self) -> bool:
+        """Extend the lease by one period; False (and ``lost``) if another runner owns
+        the job. A job store that cannot be reached for now counts as renewed: the lease
+        may still hold, the next period tries again, and the finish checks ownership."""
         until = self.runner.clock() + self.runner.lease
         try:
             renewed = self.runner.jobs.renew_lease(
@@ -331,24 +339,7 @@ class _LeaseKeeper:
             )
         except StoreError:
             log.warning("job %s: could not renew its lease", self.job.id, exc_info=True)
-            return
+            return True
         if not renewed:
             self.lost = True
-            raise LeaseLost(self.job.id)
-
-    def _run(self) -> None:
-        every = self.runner.lease.total_seconds() / 3
-        while not self._done.wait(every):
-            until = self.runner.clock() + self.runner.lease
-            try:
-                renewed = self.runner.jobs.renew_lease(
-                    self.job.id, owner=self.runner.owner, until=until
-                )
-            except StoreError:
-                # the job store is unreachable for now: the lease may still hold; the
-                # next period tries again, and finishing checks ownership anyway
-                log.warning("job %s: could not renew its lease", self.job.id, exc_info=True)
-                continue
-            if not renewed:
-                self.lost = True
-                return
+        return bool(renewed)
