@@ -226,6 +226,8 @@ def test_money_and_counts_at_their_limits(store: DuckDBEventStore) -> None:
         (Decimal("10.000000000"), 5, 1),
         (Decimal("0"), 7, 1),
         (Decimal("123456.789012345"), 0, 1),
+        # counts of 10**9 end in zeros that only cost may lose (its text is cut)
+        (Decimal("0.5"), 500_000_000, 2),
     ]
     events = [
         Event(
@@ -248,6 +250,7 @@ def test_money_and_counts_at_their_limits(store: DuckDBEventStore) -> None:
     old, _ = _files(store, plan, FileFormat.CSV)
     assert b"2999999999.999999997" in old and str(3 * MAX_ROW_COUNT).encode() in old
     assert b",1000000000\n" in old and b",0.1\n" in old and b",10\n" in old
+    assert b"\n8,1000000000,1000000000,1\n" in old
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
