@@ -193,6 +193,19 @@ def test_dimension_sets_filters_and_metric_orders(store: DuckDBEventStore) -> No
         _assert_identical(store, plan)
 
 
+def test_lines_read_in_parts_are_the_lines_of_one_query(store: DuckDBEventStore) -> None:
+    # A read past ``part_rows`` runs one query per range of the sort order: each part's
+    # lines must hold that range only, so that the file is the one query's, row for row.
+    anchor = ANCHORS[3]
+    store.append(rollup_table(_events(anchor, AWKWARD)))
+    plan = _plan(anchor, [Dimension.HOUR, Dimension.PRODUCT_ID], "Europe/Paris")
+    whole = {f: _files(store, plan, f) for f in (FileFormat.CSV, FileFormat.JSON)}
+    assert whole[FileFormat.CSV][1].count(b"\n") > 40  # header and one line per row
+    store.part_rows = 10  # some 60 input rows: six parts or so
+    for file_format in (FileFormat.CSV, FileFormat.JSON):
+        assert _files(store, plan, file_format) == whole[file_format]
+
+
 def test_empty_results(store: DuckDBEventStore) -> None:
     anchor = ANCHORS[0]
     store.append(rollup_table(_events(anchor, ["p"])))
