@@ -227,3 +227,21 @@ def test_buckets_of_an_interval_starting_off_the_whole_second(name: str, unit: D
     while minute < high:
         assert _apply(pieces, minute) == bucket_start(minute, unit, name), minute
         minute += timedelta(minutes=37)
+
+
+@pytest.mark.parametrize("unit", [Dimension.HOUR, Dimension.DAY, Dimension.WEEK])
+def test_buckets_across_a_change_by_half_an_hour_onto_a_new_local_midnight(
+    unit: Dimension,
+) -> None:
+    # 2018-05-04 15:00Z: Pyongyang went from +08:30 to +09:00, its clocks jumping from
+    # 23:30 to midnight. Hours and days start on the hour and at midnight of the new
+    # offset from then on: 30 minutes off the old ones, so the old rule cannot go on.
+    name = "Asia/Pyongyang"
+    change = datetime(2018, 5, 4, 15, tzinfo=UTC)
+    low, high = change - timedelta(days=3), change + timedelta(days=4)
+    assert offset_changes(name, low, high) == (change,)
+    pieces = bucket_pieces(name, unit, low, high)
+    minute = low
+    while minute < high:
+        assert _apply(pieces, minute) == bucket_start(minute, unit, name), minute
+        minute += timedelta(minutes=10)
