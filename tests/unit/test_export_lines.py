@@ -206,6 +206,29 @@ def test_lines_read_in_parts_are_the_lines_of_one_query(store: DuckDBEventStore)
         assert _files(store, plan, file_format) == whole[file_format]
 
 
+def test_null_values_print_as_the_writers_print_them(store: DuckDBEventStore) -> None:
+    # The store's columns are NOT NULL, but the lines promise the writers' text for any
+    # rows, and the writers print a null as an empty CSV cell and as JSON null.
+    anchor = ANCHORS[1]
+    store.append(rollup_table(_events(anchor, ["p1", "p2"])))
+    for column in ("seller_id", "product_id"):
+        store.call(
+            lambda conn, c=column: conn.execute(f"ALTER TABLE rollup ALTER {c} DROP NOT NULL")
+        )
+    store.call(
+        lambda conn: conn.execute(
+            "INSERT INTO rollup VALUES"
+            f" (TIMESTAMPTZ '{anchor.isoformat()}', 100, 1, 10, NULL, NULL, 3, 1, 0.5)"
+        )
+    )
+    plan = _plan(anchor, [Dimension.SELLER_ID, Dimension.PRODUCT_ID], "UTC")
+    _assert_identical(store, plan)
+    csv, _ = _files(store, plan, FileFormat.CSV)
+    json_file, _ = _files(store, plan, FileFormat.JSON)
+    assert csv.endswith(b"\n,,1,3,0.5\n")  # nulls sort last
+    assert b",[null,null,1,3,0.5]]" in json_file
+
+
 def test_empty_results(store: DuckDBEventStore) -> None:
     anchor = ANCHORS[0]
     store.append(rollup_table(_events(anchor, ["p"])))
