@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -211,16 +212,16 @@ def test_null_values_print_as_the_writers_print_them(store: DuckDBEventStore) ->
     # rows, and the writers print a null as an empty CSV cell and as JSON null.
     anchor = ANCHORS[1]
     store.append(rollup_table(_events(anchor, ["p1", "p2"])))
-    for column in ("seller_id", "product_id"):
-        store.call(
-            lambda conn, c=column: conn.execute(f"ALTER TABLE rollup ALTER {c} DROP NOT NULL")
-        )
-    store.call(
-        lambda conn: conn.execute(
+
+    def add_nulls(conn: duckdb.DuckDBPyConnection) -> None:
+        for column in ("seller_id", "product_id"):
+            conn.execute(f"ALTER TABLE rollup ALTER {column} DROP NOT NULL")
+        conn.execute(
             "INSERT INTO rollup VALUES"
             f" (TIMESTAMPTZ '{anchor.isoformat()}', 100, 1, 10, NULL, NULL, 3, 1, 0.5)"
         )
-    )
+
+    store.call(add_nulls)
     plan = _plan(anchor, [Dimension.SELLER_ID, Dimension.PRODUCT_ID], "UTC")
     _assert_identical(store, plan)
     csv, _ = _files(store, plan, FileFormat.CSV)
