@@ -210,3 +210,38 @@ def test_buckets_never_depend_on_the_servers_local_zone() -> None:
         datetime(2026, 3, 8, 9, 0, tzinfo=UTC),
         datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
     )
+
+
+@pytest.mark.parametrize("unit", TIME_UNITS)
+@pytest.mark.parametrize("name", ["Europe/Paris", "Pacific/Chatham", "Asia/Kathmandu"])
+def test_buckets_of_an_interval_starting_off_the_whole_second(name: str, unit: Dimension) -> None:
+    # A start 30.25 s past a minute, a day before Paris springs forward: the pieces still
+    # give every minute of the interval the bucket of the reference (whole minutes, whole
+    # local hours and midnights), with no fraction of a second carried into a start.
+    low = datetime(2026, 3, 28, 0, 59, 30, 250_000, tzinfo=UTC)
+    high = low + timedelta(days=3)
+    pieces = bucket_pieces(name, unit, low, high)
+    assert pieces[0].since == low
+    assert all(p.start.microsecond == 0 and p.start.second == 0 for p in pieces)
+    minute = datetime(2026, 3, 28, 1, 0, tzinfo=UTC)
+    while minute < high:
+        assert _apply(pieces, minute) == bucket_start(minute, unit, name), minute
+        minute += timedelta(minutes=37)
+
+
+@pytest.mark.parametrize("unit", [Dimension.HOUR, Dimension.DAY, Dimension.WEEK])
+def test_buckets_across_a_change_by_half_an_hour_onto_a_new_local_midnight(
+    unit: Dimension,
+) -> None:
+    # 2018-05-04 15:00Z: Pyongyang went from +08:30 to +09:00, its clocks jumping from
+    # 23:30 to midnight. Hours and days start on the hour and at midnight of the new
+    # offset from then on: 30 minutes off the old ones, so the old rule cannot go on.
+    name = "Asia/Pyongyang"
+    change = datetime(2018, 5, 4, 15, tzinfo=UTC)
+    low, high = change - timedelta(days=3), change + timedelta(days=4)
+    assert offset_changes(name, low, high) == (change,)
+    pieces = bucket_pieces(name, unit, low, high)
+    minute = low
+    while minute < high:
+        assert _apply(pieces, minute) == bucket_start(minute, unit, name), minute
+        minute += timedelta(minutes=10)
