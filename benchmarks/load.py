@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import random
+import ssl
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -67,6 +68,7 @@ class Tally:
         self.status: collections.Counter[str] = collections.Counter()
         self.latency: dict[str, list[float]] = collections.defaultdict(list)
         self.acked_events = 0
+        self.samples: list[tuple[str, float, float]] = []  # TEMPORARY
         self.acked_displays = 0
         self.acked_clicks = 0
         self.acked_requests = 0
@@ -78,6 +80,7 @@ class Tally:
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
         self.latency[kind].append(seconds)
+        self.samples.append((kind, time.time() - seconds, seconds))  # TEMPORARY
 
 
 async def report_client(
@@ -203,21 +206,39 @@ async def run(
     bodies: list[Body],
 ) -> Tally:
     tally = Tally()
-    deadline = time.monotonic() + args.seconds
-    limits = httpx.Limits(
-        max_connections=args.clients + 50, max_keepalive_connections=args.clients + 50
-    )
     async with contextlib.AsyncExitStack() as stack:
-        https = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+        if args.client_pool == "shared":
+            # one pool per API process for all the clients (how this script began)
+            limits = httpx.Limits(
+                max_connections=args.clients + 50, max_keepalive_connections=args.clients + 50
             )
-            for url in urls
-        ]
+            shared = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+                )
+                for url in urls
+            ]
+            https = [shared[i % len(urls)] for i in range(args.clients)]
+        else:
+            # Each report client has an HTTP client and connection of its own, as
+            # independent integrators do. httpx's pool looks at every one of its
+            # connections for each request, so one pool of 200 connections cost this
+            # process most of its CPU and delayed answers the server had already sent.
+            single = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            tls = ssl.create_default_context()  # unused on http://; made once, not 200 times
+            https = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=urls[i % len(urls)], timeout=30, limits=single, verify=tls
+                    )
+                )
+                for i in range(args.clients)
+            ]
+        deadline = time.monotonic() + args.seconds
         rng = random.Random(7)
         tasks = [
             report_client(
-                https[i % len(https)],
+                https[i],
                 report_headers[i % len(report_headers)],
                 advertisers,
                 deadline,
@@ -227,6 +248,18 @@ async def run(
             )
             for i in range(args.clients)
         ]
+        lags: list[tuple[float, float]] = []  # TEMPORARY: this loop's lag
+
+        async def monitor() -> None:
+            while time.monotonic() < deadline:
+                t = time.perf_counter()
+                await asyncio.sleep(0.02)
+                lag = time.perf_counter() - t - 0.02
+                if lag > 0.02:
+                    lags.append((time.time(), lag))
+
+        lag_task = asyncio.create_task(monitor())
+        tally.lags = lags  # type: ignore[attr-defined]
         results: Any = multiprocessing.Queue()
         feeder = multiprocessing.Process(
             target=ingest_process,
@@ -380,6 +413,9 @@ def _load_through(
         run(args, urls, report_headers, {"Authorization": f"Bearer {token}"}, advertisers, bodies)
     )
     used = window.stop()
+    if os.environ.get("MPO_STAGE_TRACE"):  # TEMPORARY
+        Path(os.environ["MPO_STAGE_TRACE"], "client.json").write_bytes(orjson.dumps(tally.samples))
+        Path(os.environ["MPO_STAGE_TRACE"], "clientlag.json").write_bytes(orjson.dumps(tally.lags))  # type: ignore[attr-defined]
     used["cpu_s"]["ingest client"] = round(tally.feeder_cpu_s, 2)
     return tally, used
 
@@ -391,6 +427,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--ingest-rate", type=int, default=20_000)
     parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--client-pool",
+        choices=("own", "shared"),
+        default="own",
+        help="report clients: an HTTP connection pool each, or one shared per API process",
+    )
     parser.add_argument("--apis", type=int, default=2, help="scale-out: API processes")
     parser.add_argument("--workers", type=int, default=2, help="scale-out: mpo worker processes")
     parser.add_argument(
