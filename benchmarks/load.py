@@ -10,7 +10,9 @@ Two deployments (``--deployment``):
 
 This process is the load: report clients create exports (a few distinct requests, so most
 are cache hits) and poll them every ``--poll-interval`` seconds, as the source tells
-integrators to; a second process sends 1,000-event ingest batches at ``--ingest-rate``.
+integrators to, each over an HTTP connection of its own (``--client-pool shared``: one
+httpx pool per API process, as this script first did, which costs the load process most
+of its CPU); a second process sends 1,000-event ingest batches at ``--ingest-rate``.
 Everything is bounded by ``--seconds``. Every process started is stopped by its PID at
 the end, also on failure. Then the store is checked: the displays and clicks stored since
 the start equal those of the acknowledged requests, and every acknowledged request's
@@ -68,7 +70,6 @@ class Tally:
         self.status: collections.Counter[str] = collections.Counter()
         self.latency: dict[str, list[float]] = collections.defaultdict(list)
         self.acked_events = 0
-        self.samples: list[tuple[str, float, float]] = []  # TEMPORARY
         self.acked_displays = 0
         self.acked_clicks = 0
         self.acked_requests = 0
@@ -80,7 +81,6 @@ class Tally:
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
         self.latency[kind].append(seconds)
-        self.samples.append((kind, time.time() - seconds, seconds))  # TEMPORARY
 
 
 async def report_client(
@@ -248,18 +248,6 @@ async def run(
             )
             for i in range(args.clients)
         ]
-        lags: list[tuple[float, float]] = []  # TEMPORARY: this loop's lag
-
-        async def monitor() -> None:
-            while time.monotonic() < deadline:
-                t = time.perf_counter()
-                await asyncio.sleep(0.02)
-                lag = time.perf_counter() - t - 0.02
-                if lag > 0.02:
-                    lags.append((time.time(), lag))
-
-        lag_task = asyncio.create_task(monitor())
-        tally.lags = lags  # type: ignore[attr-defined]
         results: Any = multiprocessing.Queue()
         feeder = multiprocessing.Process(
             target=ingest_process,
@@ -413,9 +401,6 @@ def _load_through(
         run(args, urls, report_headers, {"Authorization": f"Bearer {token}"}, advertisers, bodies)
     )
     used = window.stop()
-    if os.environ.get("MPO_STAGE_TRACE"):  # TEMPORARY
-        Path(os.environ["MPO_STAGE_TRACE"], "client.json").write_bytes(orjson.dumps(tally.samples))
-        Path(os.environ["MPO_STAGE_TRACE"], "clientlag.json").write_bytes(orjson.dumps(tally.lags))  # type: ignore[attr-defined]
     used["cpu_s"]["ingest client"] = round(tally.feeder_cpu_s, 2)
     return tally, used
 

@@ -94,18 +94,10 @@ VersionPath = Annotated[str, Path(description="'preview' or a dated version such
 # on every request, and on the poll path that walk cost more than the answer itself.
 async def report_client(request: Request, version: VersionPath) -> Client:
     """Known API version, then the bearer's client, with the report role and budget."""
-    from mpo_realtime import _stagetrace as st
-
-    st.start_loop_monitor()
-    t0 = st.now()
-    request.state.st_t0 = t0
-    request.state.st_busy0 = st.threadpool_busy()
     services = services_of(request)
     _check_version(services, version)
     client = await _authenticate(request, services)
-    request.state.st_auth = st.now() - t0
     await _spend_budget(request, services, client, Role.REPORT)
-    request.state.st_deps = st.now() - t0
     return client
 
 

@@ -200,23 +200,8 @@ class SqlJobStore:
 
     @contextlib.contextmanager
     def _begin(self, action: str) -> Iterator[Connection]:
-        from mpo_realtime import _stagetrace as st
-
-        t = st.now()
-        with _translated(action):
-            cm = self._engine.begin()
-            connection = cm.__enter__()
-            t = st.mark(f"{action}:checkout", t)
-            try:
-                yield connection
-            except BaseException as exc:
-                t = st.mark(f"{action}:exec", t)
-                if not cm.__exit__(type(exc), exc, exc.__traceback__):
-                    raise
-            else:
-                t = st.mark(f"{action}:exec", t)
-                cm.__exit__(None, None, None)
-                st.mark(f"{action}:commit", t)
+        with _translated(action), self._engine.begin() as connection:
+            yield connection
 
     # -- jobs ------------------------------------------------------------------------
 

@@ -150,25 +150,17 @@ class ExportService:
         is reused; ``timedelta(0)`` always makes a new one. Only new exports spend the
         hourly quota; concurrent identical creates make one export.
         """
-        from mpo_realtime import _stagetrace as st
-
-        t = st.now()
         now = self.clock()
         spec = parse_report_request(body, now=now, retention=self.retention, max_ids=self.max_ids)
-        t = st.mark("parse", t)
         self._check_scope(client, spec)
-        t = st.mark("scope", t)
         cache_key = self._cache_key(client, spec)
         relative = spec.lookback_window is not None or spec.open_ended
         settled = not relative and spec.end <= now - self.settle
         fresh_after = self._fresh_after(spec, settled=settled, now=now, max_age=max_age)
-        t = st.mark("key+fresh", t)
         if fresh_after is None or fresh_after < now:
             reusable = self.jobs.find_reusable(cache_key, now=now, fresh_after=fresh_after)
             if reusable is not None:
-                st.stages()["outcome"] = 1.0
                 return self._reused(reusable, spec, now)
-        t = st.now()
         job = Job(
             id=str(uuid.uuid4()),
             client_id=client.client_id,
@@ -179,24 +171,13 @@ class ExportService:
             created_at=now,
             reusable_until=None if settled else now + self.cache_window,
         )
-        t = st.mark("plan+job", t)
-
-        def quota() -> None:
-            q = st.now()
-            self._spend_quota(client)
-            st.mark("quota", q)
-
         stored, reused = self.jobs.create_or_reuse(
-            job, now=now, fresh_after=fresh_after, before_commit=quota
+            job, now=now, fresh_after=fresh_after, before_commit=lambda: self._spend_quota(client)
         )
-        t = st.now()
         if reused:
-            st.stages()["outcome"] = 2.0
             return self._reused(stored, spec, now)
-        st.stages()["outcome"] = 3.0
         if self.on_created is not None:
             self.on_created()
-        st.mark("on_created", t)
         return CreatedExport(stored, False, spec.warnings)
 
     def _fresh_after(

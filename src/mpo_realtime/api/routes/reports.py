@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
@@ -52,6 +53,7 @@ def _create_limiter(request: Request) -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = state.create_limiter = anyio.CapacityLimiter(CREATE_THREADS)
     return limiter
+
 
 EnvelopeHeader = Annotated[
     str | None,
@@ -181,54 +183,13 @@ async def create_export(
     A reused export is answered with ``X-MPO-Reused: true`` and ``Age`` (seconds since
     it was created); a new one with ``X-MPO-Reused: false``.
     """
-    import time as _time
-
-    from mpo_realtime import _stagetrace as st
-
-    t_route = st.now()
     services = services_of(request)
     settings = services.settings
     body = await read_body(
         request, limit=settings.report_max_body_bytes, timeout=settings.body_read_timeout_seconds
     )
-    t_body = st.now()
-    busy = st.threadpool_busy()
-    info: dict[str, Any] = {}
-
-    def traced() -> CreatedExport:
-        info["start"] = st.now()
-        d = st.begin()
-        try:
-            return services.exports.create(client, body, max_age=_max_age(cache_control))
-        finally:
-            info["end"] = st.now()
-            info["stages"] = dict(d)
-
-    import os as _os  # TEMPORARY A/B switch
-
-    if _os.environ.get("MPO_TMP_OLD_CREATE") == "1":
-        created = await run_in_threadpool(traced)
-    else:
-        created = await anyio.to_thread.run_sync(traced, limiter=_create_limiter(request))
-    t_back = st.now()
-    t0 = getattr(request.state, "st_t0", t_route)
-    st.write(
-        {
-            "k": "create",
-            "t": _time.time(),
-            "deps": getattr(request.state, "st_deps", 0.0),
-            "auth": getattr(request.state, "st_auth", 0.0),
-            "to_route": t_route - t0,
-            "body": t_body - t_route,
-            "queue": info["start"] - t_body,
-            "run": info["end"] - info["start"],
-            "return": t_back - info["end"],
-            "total": t_back - t0,
-            "busy0": getattr(request.state, "st_busy0", -1),
-            "busy": busy,
-            **info["stages"],
-        }
-    )
+    create = partial(services.exports.create, client, body, max_age=_max_age(cache_control))
+    created = await anyio.to_thread.run_sync(create, limiter=_create_limiter(request))
     return _status_response(
         created.job,
         request,
@@ -250,57 +211,11 @@ async def export_status(
     envelope: EnvelopeHeader = None,
 ) -> Response:
     """Poll an export: Pending, Done, Failure or Expired."""
-    import time as _time
-
-    from mpo_realtime import _stagetrace as st
-
-    t_route = st.now()
     services = services_of(request)
     exports = services.exports
     job = exports.cached_status(client, reportId)
-    t0 = getattr(request.state, "st_t0", t_route)
     if job is None:
-        busy = st.threadpool_busy()
-        info: dict[str, Any] = {}
-
-        def traced() -> Job:
-            info["start"] = st.now()
-            d = st.begin()
-            try:
-                return exports.status(client, reportId)
-            finally:
-                info["end"] = st.now()
-                info["stages"] = dict(d)
-
-        t_call = st.now()
-        job = await run_in_threadpool(traced)
-        t_back = st.now()
-        st.write(
-            {
-                "k": "poll_pending",
-                "t": _time.time(),
-                "deps": getattr(request.state, "st_deps", 0.0),
-                "auth": getattr(request.state, "st_auth", 0.0),
-                "queue": info["start"] - t_call,
-                "run": info["end"] - info["start"],
-                "return": t_back - info["end"],
-                "total": t_back - t0,
-                "busy0": getattr(request.state, "st_busy0", -1),
-                "busy": busy,
-                **info["stages"],
-            }
-        )
-    else:
-        st.write(
-            {
-                "k": "poll_cached",
-                "t": _time.time(),
-                "deps": getattr(request.state, "st_deps", 0.0),
-                "auth": getattr(request.state, "st_auth", 0.0),
-                "total": st.now() - t0,
-                "busy0": getattr(request.state, "st_busy0", -1),
-            }
-        )
+        job = await run_in_threadpool(exports.status, client, reportId)
     retry = poll_retry_after(
         job, now=exports.clock(), ceiling=services.settings.poll_retry_after_seconds
     )
