@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,7 +36,24 @@ ENVELOPE_HEADER = "X-MPO-Envelope"
 #: says on a create answer whether an identical export was reused (``true``) or not
 REUSED_HEADER = "X-MPO-Reused"
 
+#: Creates run at most this many at once per process, in worker threads of their own
+#: budget. A create may wait for the job store (SQLite's one writer, a PostgreSQL row
+#: lock, a pool connection); under AnyIO's shared limit of 40 threads a burst of them
+#: took every thread, and polls of Pending jobs, token checks and downloads queued
+#: behind it. Creates beyond this number wait on the event loop, holding no thread.
+CREATE_THREADS = 8
+
 router = APIRouter(prefix=BASE, tags=["reports"])
+
+
+def _create_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The app's limiter of concurrent creates (made on first use, in its event loop)."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "create_limiter", None)
+    if limiter is None:
+        limiter = state.create_limiter = anyio.CapacityLimiter(CREATE_THREADS)
+    return limiter
+
 
 EnvelopeHeader = Annotated[
     str | None,
@@ -168,9 +188,8 @@ async def create_export(
     body = await read_body(
         request, limit=settings.report_max_body_bytes, timeout=settings.body_read_timeout_seconds
     )
-    created = await run_in_threadpool(
-        services.exports.create, client, body, max_age=_max_age(cache_control)
-    )
+    create = partial(services.exports.create, client, body, max_age=_max_age(cache_control))
+    created = await anyio.to_thread.run_sync(create, limiter=_create_limiter(request))
     return _status_response(
         created.job,
         request,
