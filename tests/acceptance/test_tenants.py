@@ -183,8 +183,10 @@ def test_report_scope_refusal_is_one_problem_per_outside_advertiser_with_the_war
     }
 
 
-#: the filters of a report, each with the catalog column that knows its IDs
+#: the filters of a report, with the noun of their details
 FILTERS = [("campaignIds", "campaign"), ("sellerIds", "seller"), ("partnerIds", "partner")]
+#: an ID of each filter that advertiser 321 has, and one that only another advertiser has
+OURS_THEIRS = {"campaignIds": ("10", "11"), "sellerIds": ("20", "21"), "partnerIds": ("30", "31")}
 
 
 def _catalog(api: Api) -> None:
@@ -214,9 +216,7 @@ def test_report_filter_of_other_advertisers_ids_is_refused_alone(
     """A filter none of whose IDs the requested advertisers have; the others are fine."""
     _catalog(api)
     headers = api.token([321])
-    ours, theirs = {"campaignIds": ("10", "11"), "sellerIds": ("20", "21")}.get(
-        name, ("30", "31")
-    )
+    ours, theirs = OURS_THEIRS[name]
 
     answer = api.create({**REQUEST, name: [theirs]}, headers)
 
