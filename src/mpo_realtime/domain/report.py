@@ -119,9 +119,9 @@ class ReportSpec:
     """A valid report request, canonical, with its effective interval in whole UTC minutes."""
 
     advertiser_ids: tuple[int, ...]
-    #: where each of ``advertiser_ids`` first is in the request's ``advertiserIds`` (the
-    #: IDs are sorted and deduplicated): the index of a refusal's pointer
-    advertiser_positions: tuple[int, ...] = field(compare=False)
+    #: (index, advertiser) of each advertiser's first place in the request's
+    #: ``advertiserIds``, in the request's order: where a refusal's pointer points
+    advertisers_as_requested: tuple[tuple[int, int], ...] = field(compare=False)
     start: datetime
     end: datetime
     file_format: FileFormat = FileFormat.CSV
@@ -392,7 +392,7 @@ def parse_report_request(
         raise ProblemError(out.errors, out.warnings)
     return ReportSpec(
         advertiser_ids=tuple(advertisers),
-        advertiser_positions=tuple(advertisers.values()),
+        advertisers_as_requested=tuple(sorted((i, a) for a, i in advertisers.items())),
         start=interval.start,
         end=interval.end,
         file_format=file_format,

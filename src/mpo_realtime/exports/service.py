@@ -221,9 +221,7 @@ class ExportService:
                 f"use {allowed}",
                 f"/data/attributes/advertiserIds/{position}",
             )
-            for position, advertiser in sorted(
-                zip(spec.advertiser_positions, spec.advertiser_ids, strict=True)
-            )
+            for position, advertiser in spec.advertisers_as_requested
             if not client.covers((advertiser,))
         ]
         if outside:
