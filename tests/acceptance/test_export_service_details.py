@@ -260,3 +260,20 @@ def test_a_job_records_the_canonical_request_beside_its_plan(api: Api) -> None:
         "timezone": "UTC",
         "lookbackWindow": 60,
     }
+
+
+def test_a_new_export_answers_with_the_warnings_of_its_request(api: Api) -> None:
+    answer = api.create({**REQUEST, "currency": "EUR"}, api.token())
+    assert answer.status_code == 200
+    detail = "currency is not supported yet and was ignored"
+    assert answer.json()["warnings"] == [
+        {
+            "traceId": answer.headers["x-trace-id"],
+            "type": "validation",
+            "code": "ignored-attribute",
+            "title": "Attribute ignored",
+            "detail": detail,
+            "source": {"pointer": "/data/attributes/currency"},
+        }
+    ]
+    assert answer.headers["warning"] == f'299 mpo "{detail}"'
