@@ -92,24 +92,54 @@ def _forged(key: str, client_id: str, *, expired: bool = False, algorithm: str =
     return TokenSigner(key=key).issue(client_id, now=now).access_token
 
 
+MISSING = "missing Authorization header: send 'Bearer <access_token>'"
+MALFORMED = "malformed Authorization header: expected 'Bearer <token>'"
+
+
 @pytest.mark.parametrize(
-    "authorization",
+    ("authorization", "detail"),
     [
-        None,
-        "",
-        "Bearer",
-        "Bearer ",
-        "Basic abc",
-        "Bearer not.a.jwt",
-        "Bearer " + jwt.encode({"sub": "x"}, key="", algorithm="none"),
+        (None, MISSING),
+        ("", MISSING),
+        ("Bearer", MALFORMED),
+        ("Bearer ", MALFORMED),
+        ("Basic abc", MALFORMED),
+        ("Token abc", MALFORMED),
+        ("Bearer not.a.jwt", "access token is malformed"),
+        (
+            "Bearer " + jwt.encode({"sub": "x"}, key="", algorithm="none"),
+            "access token algorithm is not accepted",
+        ),
     ],
 )
-def test_reports_refuse_missing_or_malformed_tokens(api: Api, authorization: str | None) -> None:
+def test_reports_refuse_missing_or_malformed_tokens(
+    api: Api, authorization: str | None, detail: str
+) -> None:
+    """Each refusal is the whole envelope: one authentication-failed, no warnings."""
     headers = {} if authorization is None else {"Authorization": authorization}
     answer = api.http.post(EXPORT, json=BODY, headers=headers)
     assert answer.status_code == 401
-    assert [e["code"] for e in answer.json()["errors"]] == ["authentication-failed"]
-    assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert answer.json() == {
+        "warnings": [],
+        "errors": [
+            {
+                "traceId": answer.headers["x-trace-id"],
+                "type": "authentication",
+                "code": "authentication-failed",
+                "title": "Authentication failed",
+                "detail": detail,
+            }
+        ],
+    }
+    assert answer.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_reports_take_the_bearer_scheme_in_any_case_and_after_several_spaces(api: Api) -> None:
+    """RFC 6750: ``"Bearer" 1*SP b64token``, the scheme case-insensitive (RFC 7235)."""
+    token = api.token()["Authorization"].removeprefix("Bearer ")
+    for authorization in (f"bearer {token}", f"BEARER {token}", f"Bearer   {token}"):
+        answer = api.http.post(EXPORT, json=BODY, headers={"Authorization": authorization})
+        assert answer.status_code == 200, (authorization, answer.text)
 
 
 def test_reports_refuse_token_signed_with_another_key(api: Api) -> None:

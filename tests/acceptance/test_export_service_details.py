@@ -238,3 +238,42 @@ def test_the_id_limit_of_the_settings_applies_to_creates(api_factory: Callable[.
     # Two IDs pass validation (and then the scope check: no such campaign here).
     at_limit = api.create({**REQUEST, "campaignIds": ["1", "2"]}, headers)
     assert [e["code"] for e in at_limit.json()["errors"]] == ["no-campaign-found-in-scope"]
+
+
+def test_a_job_records_the_canonical_request_beside_its_plan(api: Api) -> None:
+    """What was asked stays with the job (for operators), in its canonical form."""
+    headers = api.token(advertisers=[9, 321])
+    attributes = {"advertiserIds": ["321", 9, "9"], "lookbackWindow": 60, "fileFormat": "JSON"}
+    export_id = api.create({**attributes, "metrics": ["Cost", "clicks"]}, headers).json()[
+        "exportId"
+    ]
+    job = api.services.jobs.get_job(export_id)
+    assert job is not None and set(job.spec) == {"plan", "request"}
+    assert job.spec["request"] == {
+        "fileFormat": "json",
+        "advertiserIds": [9, 321],
+        "campaignIds": [],
+        "sellerIds": [],
+        "partnerIds": [],
+        "dimensions": ["advertiserId"],
+        "metrics": ["cost", "clicks"],
+        "timezone": "UTC",
+        "lookbackWindow": 60,
+    }
+
+
+def test_a_new_export_answers_with_the_warnings_of_its_request(api: Api) -> None:
+    answer = api.create({**REQUEST, "currency": "EUR"}, api.token())
+    assert answer.status_code == 200
+    detail = "currency is not supported yet and was ignored"
+    assert answer.json()["warnings"] == [
+        {
+            "traceId": answer.headers["x-trace-id"],
+            "type": "validation",
+            "code": "ignored-attribute",
+            "title": "Attribute ignored",
+            "detail": detail,
+            "source": {"pointer": "/data/attributes/currency"},
+        }
+    ]
+    assert answer.headers["warning"] == f'299 mpo "{detail}"'

@@ -121,6 +121,145 @@ def test_report_scope_refusal_abbreviates_a_long_scope(api: Api) -> None:
     )
 
 
+def _problem(answer: Any, code: str, title: str, detail: str, pointer: str) -> dict[str, Any]:
+    """One problem of ``answer`` as the envelope spells it (docs/api.md, "Errors")."""
+    return {
+        "traceId": answer.headers["x-trace-id"],
+        "type": "authorization",
+        "code": code,
+        "title": title,
+        "detail": detail,
+        "source": {"pointer": pointer},
+    }
+
+
+#: attributes that make warnings: the request is refused all the same, with its warnings
+WARNED = {"dimensions": ["advertiserId", "advertiserId"], "currency": "EUR"}
+
+
+def _warnings(answer: Any) -> list[dict[str, Any]]:
+    trace = answer.headers["x-trace-id"]
+    return [
+        {
+            "traceId": trace,
+            "type": "validation",
+            "code": "ignored-attribute",
+            "title": "Attribute ignored",
+            "detail": "currency is not supported yet and was ignored",
+            "source": {"pointer": "/data/attributes/currency"},
+        },
+        {
+            "traceId": trace,
+            "type": "validation",
+            "code": "duplicate-value",
+            "title": "Duplicate value dropped",
+            "detail": "dimensions[1] 'advertiserId' repeats an earlier entry and was dropped",
+            "source": {"pointer": "/data/attributes/dimensions/1"},
+        },
+    ]
+
+
+def test_report_scope_refusal_is_one_problem_per_outside_advertiser_with_the_warnings(
+    api: Api,
+) -> None:
+    # Pointers name the request's places (the service sorts and deduplicates the IDs).
+    advertisers = ["999", "321", "998", "999", 998]
+    answer = api.create({**REQUEST, **WARNED, "advertiserIds": advertisers}, api.token([321]))
+
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "warnings": _warnings(answer),
+        "errors": [
+            _problem(
+                answer,
+                "insufficient-accountpermissions",
+                "Insufficient account permissions",
+                f"advertiser {advertiser} is not in the scope of this client, which may use "
+                "advertiser 321",
+                f"/data/attributes/advertiserIds/{index}",
+            )
+            for index, advertiser in ((0, 999), (2, 998))
+        ],
+    }
+
+
+#: the filters of a report, with the noun of their details
+FILTERS = [("campaignIds", "campaign"), ("sellerIds", "seller"), ("partnerIds", "partner")]
+#: an ID of each filter that advertiser 321 has, and one that only another advertiser has
+OURS_THEIRS = {"campaignIds": ("10", "11"), "sellerIds": ("20", "21"), "partnerIds": ("30", "31")}
+
+
+def _catalog(api: Api) -> None:
+    """Campaign 10, seller 20, partner 30 for advertiser 321; 11, 21, 31 for another one."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    api.add_rows(
+        [
+            {
+                "minute": minute,
+                "advertiser_id": advertiser,
+                "campaign_id": 10 + offset,
+                "seller_id": 20 + offset,
+                "partner_id": 30 + offset,
+                "displays": 1,
+                "clicks": 0,
+                "cost": 0.0,
+            }
+            for advertiser, offset in ((321, 0), (999, 1))
+        ]
+    )
+
+
+@pytest.mark.parametrize(("name", "noun"), FILTERS)
+def test_report_filter_of_other_advertisers_ids_is_refused_alone(
+    api: Api, name: str, noun: str
+) -> None:
+    """A filter none of whose IDs the requested advertisers have; the others are fine."""
+    _catalog(api)
+    headers = api.token([321])
+    ours, theirs = OURS_THEIRS[name]
+
+    answer = api.create({**REQUEST, name: [theirs]}, headers)
+
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "warnings": [],
+        "errors": [
+            _problem(
+                answer,
+                "no-campaign-found-in-scope",
+                "No campaign found in scope",
+                f"none of the {noun}s in {name} belongs to the requested advertisers",
+                f"/data/attributes/{name}",
+            )
+        ],
+    }
+    # One ID of the requested advertisers is enough.
+    assert api.create({**REQUEST, name: [theirs, ours]}, headers).status_code == 200
+
+
+def test_report_filters_of_other_advertisers_are_each_refused_with_the_warnings(
+    api: Api,
+) -> None:
+    _catalog(api)
+    attributes = {**REQUEST, **WARNED, "campaignIds": ["11"], "sellerIds": ["21"]}
+    answer = api.create({**attributes, "partnerIds": ["31", "32"]}, api.token([321]))
+
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "warnings": _warnings(answer),
+        "errors": [
+            _problem(
+                answer,
+                "no-campaign-found-in-scope",
+                "No campaign found in scope",
+                f"none of the {noun}s in {name} belongs to the requested advertisers",
+                f"/data/attributes/{name}",
+            )
+            for name, noun in FILTERS
+        ],
+    }
+
+
 # -- fair runners ----------------------------------------------------------------------
 
 

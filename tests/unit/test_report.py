@@ -314,6 +314,7 @@ def test_report_minimal_body_gives_the_defaults() -> None:
     spec = _parse({"data": {"attributes": {"advertiserIds": ["321"], "lookbackWindow": 60}}})
     assert spec == ReportSpec(
         advertiser_ids=(321,),
+        advertisers_as_requested=((0, 321),),
         start=datetime(2026, 11, 29, 14, 2, tzinfo=UTC),
         end=NOW,
         file_format=FileFormat.CSV,
@@ -345,6 +346,8 @@ def test_report_full_body_is_canonical() -> None:
         (3,),
         (7,),
     )
+    # Where each advertiser first is in the request, for the pointers of later refusals.
+    assert spec.advertisers_as_requested == ((0, 9), (1, 321), (3, 0))
     assert spec.dimensions == (Dimension.DAY, Dimension.SELLER_ID)
     assert spec.metrics == (Metric.COST,)
     assert spec.timezone == "Europe/Paris"

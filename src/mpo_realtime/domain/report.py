@@ -119,6 +119,9 @@ class ReportSpec:
     """A valid report request, canonical, with its effective interval in whole UTC minutes."""
 
     advertiser_ids: tuple[int, ...]
+    #: (index, advertiser) of each advertiser's first place in the request's
+    #: ``advertiserIds``, in the request's order: where a refusal's pointer points
+    advertisers_as_requested: tuple[tuple[int, int], ...] = field(compare=False)
     start: datetime
     end: datetime
     file_format: FileFormat = FileFormat.CSV
@@ -184,21 +187,22 @@ def _pointer(name: str, index: int | None = None) -> str:
     return base if index is None else f"{base}/{index}"
 
 
-def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) -> tuple[int, ...]:
+def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) -> dict[int, int]:
+    """The valid IDs of ``name``, sorted, each with its first index in the request."""
     raw = attrs.get(name)
     if raw is None:
-        return ()
+        return {}
     if not isinstance(raw, list):
         out.type_error(name, "an array of strings")
-        return ()
+        return {}
     if len(raw) > max_ids:
         out.error(
             ErrorCode.INVALID_QUERY,
             f"{name} holds {len(raw)} IDs; at most {max_ids}",
             _pointer(name),
         )
-        return ()
-    ids: set[int] = set()
+        return {}
+    ids: dict[int, int] = {}
     for index, value in enumerate(raw):
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -213,8 +217,8 @@ def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) ->
                 _pointer(name, index),
             )
         else:
-            ids.add(number)
-    return tuple(sorted(ids))
+            ids.setdefault(number, index)
+    return dict(sorted(ids.items()))
 
 
 def _enum_list(
@@ -372,9 +376,9 @@ def parse_report_request(
     if attrs.get("advertiserIds") in (None, []):
         out.error(ErrorCode.INVALID_QUERY, "advertiserIds is required", _pointer("advertiserIds"))
     advertisers = _id_list(out, attrs, "advertiserIds", max_ids)
-    campaigns = _id_list(out, attrs, "campaignIds", max_ids)
-    sellers = _id_list(out, attrs, "sellerIds", max_ids)
-    partners = _id_list(out, attrs, "partnerIds", max_ids)
+    campaigns = tuple(_id_list(out, attrs, "campaignIds", max_ids))
+    sellers = tuple(_id_list(out, attrs, "sellerIds", max_ids))
+    partners = tuple(_id_list(out, attrs, "partnerIds", max_ids))
     dimensions = _enum_list(out, attrs, "dimensions", Dimension, DEFAULT_DIMENSIONS)
     metrics = _enum_list(out, attrs, "metrics", Metric, DEFAULT_METRICS)
     _check_dimensions(out, dimensions)
@@ -387,7 +391,8 @@ def parse_report_request(
     if out.errors or not isinstance(interval, Interval):
         raise ProblemError(out.errors, out.warnings)
     return ReportSpec(
-        advertiser_ids=advertisers,
+        advertiser_ids=tuple(advertisers),
+        advertisers_as_requested=tuple(sorted((i, a) for a, i in advertisers.items())),
         start=interval.start,
         end=interval.end,
         file_format=file_format,

@@ -213,14 +213,15 @@ class ExportService:
 
     def _check_scope(self, client: Client, spec: ReportSpec) -> None:
         allowed = describe_scope(client.advertiser_ids)
+        # In the order of the request, each pointer at the advertiser's first place in it.
         outside = [
             Problem(
                 ErrorCode.INSUFFICIENT_PERMISSIONS,
                 f"advertiser {advertiser} is not in the scope of this client, which may "
                 f"use {allowed}",
-                f"/data/attributes/advertiserIds/{index}",
+                f"/data/attributes/advertiserIds/{position}",
             )
-            for index, advertiser in enumerate(spec.advertiser_ids)
+            for position, advertiser in spec.advertisers_as_requested
             if not client.covers((advertiser,))
         ]
         if outside:
