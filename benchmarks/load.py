@@ -77,10 +77,33 @@ class Tally:
         self.feeder_cpu_s = 0.0
         #: ingest requests without an answer: stored or not, nobody knows
         self.ingest_transport_errors = 0
+        #: monotonic time the clients started; each poll's start, seconds after it
+        self.t0 = time.monotonic()
+        self.poll_started: list[float] = []
 
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
         self.latency[kind].append(seconds)
+        if kind == "poll":
+            self.poll_started.append(time.monotonic() - seconds - self.t0)
+
+    def poll_p99_over_time(self, skip: float = 5.0, window: float = 10.0) -> dict[str, Any]:
+        """Poll p99 (ms) after the first ``skip`` seconds, and per ``window`` seconds.
+
+        Says whether the tail is the start's burst of creates or spread over the run.
+        """
+        polls = list(zip(self.poll_started, self.latency["poll"], strict=True))
+        after = [s for t, s in polls if t >= skip]
+        windows: dict[int, list[float]] = collections.defaultdict(list)
+        for t, s in polls:
+            windows[int(t // window)].append(s)
+        return {
+            f"after_{skip:g}s": summary_ms(after)["p99_ms"] if after else None,
+            f"per_{window:g}s": [
+                summary_ms(windows[i])["p99_ms"] if windows[i] else None
+                for i in range(max(windows, default=-1) + 1)
+            ],
+        }
 
 
 async def report_client(
@@ -235,6 +258,7 @@ async def run(
                 for i in range(args.clients)
             ]
         deadline = time.monotonic() + args.seconds
+        tally.t0 = time.monotonic()
         rng = random.Random(7)
         tasks = [
             report_client(
@@ -509,10 +533,16 @@ def main() -> None:
         "every acknowledged event stored exactly once": exact,
     }
     result["poll_p99_ms"] = poll_p99
+    over_time = tally.poll_p99_over_time()
+    result["poll_p99_over_time_ms"] = over_time
     result["targets_met"] = targets
     print(
         f"\n5xx: {server_errors}; poll p99 {poll_p99} ms;"
         f" acknowledged displays {tally.acked_displays}, stored {stored['displays']}"
+    )
+    print(
+        f"poll p99 after the first 5 s: {over_time['after_5s']} ms;"
+        f" per 10 s: {over_time['per_10s']} ms"
     )
     for target, met in targets.items():
         print(f"  {target}: {'met' if met else 'NOT MET'}")
