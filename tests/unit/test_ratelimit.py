@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits import RateLimitItem
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from mpo_realtime.exports.ratelimit import (
@@ -104,8 +104,8 @@ def test_redis_windows_answer_as_the_storage_across_windows(
     of the two was asked first), up to 61 × 7 s after the first hit.
     """
     namespace = f"test-{uuid.uuid4().hex}"
-    storage = storage_from_string(redis_url, key_prefix=f"{namespace}-reference")
-    windows = RedisWindows(storage_from_string(redis_url, key_prefix=namespace))
+    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
+    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
     age = storage.get_connection().register_script(_AGE_KEYS.encode())
     expiry = 61
     for sevens, amount in steps:
@@ -120,7 +120,7 @@ def test_redis_windows_answer_as_the_storage_across_windows(
         assert window[1] == pytest.approx(expected[1], abs=0.2)
         assert window[3] == pytest.approx(expected[3], abs=0.2)
     storage.reset()
-    storage_from_string(redis_url, key_prefix=namespace).reset()
+    RedisStorage(redis_url, key_prefix=namespace).reset()
 
 
 def test_redis_limiter_shares_windows_with_the_library(redis_url: str) -> None:
