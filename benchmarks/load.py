@@ -19,8 +19,9 @@ the start equal those of the acknowledged requests, and every acknowledged reque
 idempotency key is recorded once, with its event count (nothing lost, nothing doubled).
 The poll p99 is also printed after the first 5 s and per 10 s of the run (is the tail
 the start's burst of creates?). The targets (poll p99 <= 250 ms, no 5xx, exactly once)
-are printed met or not; the exit status is 1 when a 5xx was answered or an event was lost or doubled (unless an ingest
-request got no answer at all: then the comparison is inexact, and the output says so).
+are printed met or not; the exit status is 1 when a 5xx was answered or an event was
+lost or doubled (unless an ingest request got no answer at all: then the comparison is
+inexact, and the output says so).
 
     .venv/bin/python benchmarks/load.py [--deployment scale-out] [--clients 200] \
         [--seconds 60] [--ingest-rate 20000]
