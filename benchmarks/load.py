@@ -17,9 +17,11 @@ Everything is bounded by ``--seconds``. Every process started is stopped by its 
 the end, also on failure. Then the store is checked: the displays and clicks stored since
 the start equal those of the acknowledged requests, and every acknowledged request's
 idempotency key is recorded once, with its event count (nothing lost, nothing doubled).
-The targets (poll p99 <= 250 ms, no 5xx, exactly once) are printed met or not; the exit
-status is 1 when a 5xx was answered or an event was lost or doubled (unless an ingest
-request got no answer at all: then the comparison is inexact, and the output says so).
+The poll p99 is also printed after the first 5 s and per 10 s of the run (is the tail
+the start's burst of creates?). The targets (poll p99 <= 250 ms, no 5xx, exactly once)
+are printed met or not; the exit status is 1 when a 5xx was answered or an event was
+lost or doubled (unless an ingest request got no answer at all: then the comparison is
+inexact, and the output says so).
 
     .venv/bin/python benchmarks/load.py [--deployment scale-out] [--clients 200] \
         [--seconds 60] [--ingest-rate 20000]
@@ -77,10 +79,33 @@ class Tally:
         self.feeder_cpu_s = 0.0
         #: ingest requests without an answer: stored or not, nobody knows
         self.ingest_transport_errors = 0
+        #: monotonic time the clients started; each poll's start, seconds after it
+        self.t0 = time.monotonic()
+        self.poll_started: list[float] = []
 
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
         self.latency[kind].append(seconds)
+        if kind == "poll":
+            self.poll_started.append(time.monotonic() - seconds - self.t0)
+
+    def poll_p99_over_time(self, skip: float = 5.0, window: float = 10.0) -> dict[str, Any]:
+        """Poll p99 (ms) after the first ``skip`` seconds, and per ``window`` seconds.
+
+        Says whether the tail is the start's burst of creates or spread over the run.
+        """
+        polls = list(zip(self.poll_started, self.latency["poll"], strict=True))
+        after = [s for t, s in polls if t >= skip]
+        windows: dict[int, list[float]] = collections.defaultdict(list)
+        for t, s in polls:
+            windows[int(t // window)].append(s)
+        return {
+            f"after_{skip:g}s": summary_ms(after)["p99_ms"] if after else None,
+            f"per_{window:g}s": [
+                summary_ms(windows[i])["p99_ms"] if windows[i] else None
+                for i in range(max(windows, default=-1) + 1)
+            ],
+        }
 
 
 async def report_client(
@@ -235,6 +260,7 @@ async def run(
                 for i in range(args.clients)
             ]
         deadline = time.monotonic() + args.seconds
+        tally.t0 = time.monotonic()
         rng = random.Random(7)
         tasks = [
             report_client(
@@ -509,10 +535,16 @@ def main() -> None:
         "every acknowledged event stored exactly once": exact,
     }
     result["poll_p99_ms"] = poll_p99
+    over_time = tally.poll_p99_over_time()
+    result["poll_p99_over_time_ms"] = over_time
     result["targets_met"] = targets
     print(
         f"\n5xx: {server_errors}; poll p99 {poll_p99} ms;"
         f" acknowledged displays {tally.acked_displays}, stored {stored['displays']}"
+    )
+    print(
+        f"poll p99 after the first 5 s: {over_time['after_5s']} ms;"
+        f" per 10 s: {over_time['per_10s']} ms"
     )
     for target, met in targets.items():
         print(f"  {target}: {'met' if met else 'NOT MET'}")

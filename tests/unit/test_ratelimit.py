@@ -14,13 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits import RateLimitItem
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from mpo_realtime.exports.ratelimit import (
     MemoryWindows,
     RateLimited,
     RateLimiter,
+    RedisWindows,
     per_hour,
     per_minute,
 )
@@ -70,6 +71,76 @@ def test_redis_limiter_matches_the_strategy(redis_url: str, amount: int, hits: i
         storage_from_string(redis_url, key_prefix=f"{namespace}-reference")
     )
     _compare(limiter, reference, per_minute(amount), hits, exact_reset=False)
+
+
+#: Every TTL under a pattern shorter by ARGV[2] ms (a key run out is deleted): for the
+#: sliding windows, whose state in Redis is counts and TTLs only, time passing.
+_AGE_KEYS = """
+for _, key in ipairs(redis.call('keys', ARGV[1])) do
+    local ttl = redis.call('pttl', key)
+    if ttl > tonumber(ARGV[2]) then
+        redis.call('pexpire', key, ttl - tonumber(ARGV[2]))
+    elseif ttl > 0 then
+        redis.call('del', key)
+    end
+end
+"""
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    limit=st.integers(1, 4),
+    steps=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=25),
+)
+def test_redis_windows_answer_as_the_storage_across_windows(
+    redis_url: str, limit: int, steps: list[tuple[int, int]]
+) -> None:
+    """One script answers what ``acquire_sliding_window_entry`` + ``get_sliding_window`` do.
+
+    ``limits``' ``RedisStorage`` in one namespace, :class:`RedisWindows` in another, fed
+    the same hits while Redis's clock is moved for both: every TTL shortened at once, by
+    multiples of 7 s. The window is 61 s: a prime, so that no hit lands within a second of
+    a window's end or of a weighted count's step (the answers there would depend on which
+    of the two was asked first), up to 61 × 7 s after the first hit.
+    """
+    namespace = f"test-{uuid.uuid4().hex}"
+    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
+    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
+    age = storage.get_connection().register_script(_AGE_KEYS.encode())
+    expiry = 61
+    for sevens, amount in steps:
+        if sevens:
+            age([], [f"{namespace}*", sevens * 7000])
+        acquired, window = windows.hit("k", limit, expiry, amount)
+        expected_acquired = storage.acquire_sliding_window_entry("k", limit, expiry, amount)
+        expected = storage.get_sliding_window("k", expiry)
+        assert acquired == expected_acquired
+        assert (window[0], window[2]) == (expected[0], expected[2])
+        # the two TTLs are read moments apart
+        assert window[1] == pytest.approx(expected[1], abs=0.2)
+        assert window[3] == pytest.approx(expected[3], abs=0.2)
+    storage.reset()
+    RedisStorage(redis_url, key_prefix=namespace).reset()
+
+
+def test_redis_limiter_shares_windows_with_the_library(redis_url: str) -> None:
+    """The script's keys are ``limits``' own: hits through either count in one window."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    limiter = RateLimiter(redis_url, namespace=namespace)
+    reference = SlidingWindowCounterRateLimiter(
+        storage_from_string(redis_url, key_prefix=namespace)
+    )
+    item = per_minute(4)
+    assert limiter.hit("report", "k", item).remaining == 3
+    assert reference.hit(item, "report", "k")
+    assert limiter.hit("report", "k", item).remaining == 1
+    assert reference.get_window_stats(item, "report", "k").remaining == 1
+    assert reference.hit(item, "report", "k")
+    decision = limiter.hit("report", "k", item)
+    assert (decision.allowed, decision.remaining) == (False, 0)
+    assert not reference.hit(item, "report", "k")
+    assert limiter.peek("report", "other", item).remaining == 4
+    limiter.reset()
 
 
 def test_check_refuses_past_the_budget_with_the_decision() -> None:

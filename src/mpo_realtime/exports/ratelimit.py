@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
-from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+from limits.storage import (
+    RedisStorage,
+    SlidingWindowCounterSupport,
+    Storage,
+    storage_from_string,
+)
 
 from mpo_realtime.domain.errors import MpoError, StoreError
 
@@ -162,6 +167,85 @@ class MemoryWindows:
             return dropped
 
 
+#: ``limits``' ``acquire_sliding_window.lua`` followed by its ``sliding_window.lua``, as
+#: one script: what ``acquire_sliding_window_entry`` and then ``get_sliding_window`` of
+#: its ``RedisStorage`` do, with the same keys, TTLs and arithmetic, in one round trip.
+#: KEYS: the previous window's key, the current one's; ARGV: limit, expiry (seconds),
+#: amount. Returns {acquired (1 or 0), previous count, its PTTL, current count, its PTTL}.
+HIT_SLIDING_WINDOW_LUA = """
+local limit = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2]) * 1000
+local amount = tonumber(ARGV[3])
+
+-- once the current window's key has lived a window, it becomes the previous one
+local function shift()
+    local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
+    if current_ttl > 0 and current_ttl < expiry then
+        redis.call('rename', KEYS[2], KEYS[1])
+        redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
+    end
+end
+
+local acquired = 0
+if amount <= limit then
+    shift()
+    local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
+    local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
+    local current_count = tonumber(redis.call('get', KEYS[2])) or 0
+    if previous_ttl <= 0 then
+        previous_ttl = 0
+    end
+    local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+    if weighted_count + amount <= limit then
+        if redis.call('exists', KEYS[2]) == 1 then
+            redis.call('incrby', KEYS[2], amount)
+        else
+            redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
+        end
+        acquired = 1
+    end
+end
+
+shift()
+return {
+    acquired,
+    redis.call('get', KEYS[1]),
+    redis.call('pttl', KEYS[1]),
+    redis.call('get', KEYS[2]),
+    redis.call('pttl', KEYS[2]),
+}
+"""
+
+
+class RedisWindows:
+    """A hit and the window after it in one Redis round trip, on ``limits``' storage.
+
+    ``limits``' ``RedisStorage`` needs two (two scripts: take a unit, read the window),
+    each from a thread-pool thread on the poll path; this runs
+    :data:`HIT_SLIDING_WINDOW_LUA`, registered on the storage's own connection, on the
+    keys the storage uses (``<prefix>:{<key>}`` and ``<prefix>:{<key>}/-1``), so both
+    share every window. ``tests/unit/test_ratelimit.py`` checks it against the library.
+    """
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self._storage = storage
+        self._script = storage.get_connection().register_script(HIT_SLIDING_WINDOW_LUA.encode())
+
+    def hit(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> tuple[bool, tuple[int, float, int, float]]:
+        """``acquire_sliding_window_entry`` and then ``get_sliding_window``'s answers."""
+        current_key = self._storage.prefixed_key(f"{{{key}}}")
+        answer = self._script([f"{current_key}/-1", current_key], [limit, expiry, amount])
+        acquired, previous_count, previous_ttl, current_count, current_ttl = answer
+        return bool(acquired), (
+            int(previous_count or 0),
+            max(0, float(previous_ttl or 0)) / 1000,
+            int(current_count or 0),
+            max(0, float(current_ttl or 0)) / 1000,
+        )
+
+
 class _Windows(Protocol):
     """What :class:`RateLimiter` needs of a storage: ``limits``' public storage API."""
 
@@ -222,6 +306,7 @@ class RateLimiter:
     ) -> None:
         self.shared = not storage_url.startswith("memory://")
         self._clock = clock
+        self._redis_windows: RedisWindows | None = None
         if not self.shared:
             self.storage: _Windows = MemoryWindows(clock)
             return
@@ -232,20 +317,28 @@ class RateLimiter:
         if not isinstance(storage, Storage) or not isinstance(storage, SlidingWindowCounterSupport):
             raise StoreError(f"rate-limit storage {storage_url!r} is asynchronous; use redis://")
         self.storage = storage
+        if isinstance(storage, RedisStorage):
+            self._redis_windows = RedisWindows(storage)
 
     def hit(self, budget: str, key: str, item: RateLimitItem) -> Decision:
         """Spend one unit of ``budget`` for ``key``; ``allowed`` is False when it is spent.
 
         ``SlidingWindowCounterRateLimiter.hit`` and ``.get_window_stats`` of ``limits``,
         made straight on the storage with the key built once: on the poll path the
-        strategy's layers were half the cost of a hit. ``tests/unit/test_ratelimit.py``
-        checks the answers against the strategy's.
+        strategy's layers were half the cost of a hit. On Redis both are one script, one
+        round trip (:class:`RedisWindows`). ``tests/unit/test_ratelimit.py`` checks the
+        answers against the strategy's.
         """
         storage_key = _storage_key(item, budget, key)
         expiry = item.get_expiry()
         try:
-            allowed = self.storage.acquire_sliding_window_entry(storage_key, item.amount, expiry, 1)
-            window = self.storage.get_sliding_window(storage_key, expiry)
+            if self._redis_windows is not None:
+                allowed, window = self._redis_windows.hit(storage_key, item.amount, expiry)
+            else:
+                allowed = self.storage.acquire_sliding_window_entry(
+                    storage_key, item.amount, expiry, 1
+                )
+                window = self.storage.get_sliding_window(storage_key, expiry)
         except Exception as exc:
             raise StoreError(f"rate-limit storage failed: {exc}") from exc
         return self._decision(budget, allowed, item, expiry, window)
