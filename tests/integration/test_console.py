@@ -208,7 +208,13 @@ def wall(time_text: str) -> str:
 
 
 def problem_texts(page: Page, field: str) -> str:
-    return page.locator(f"[data-errors-for={field}]").inner_text()
+    """The problems the console shows beside ``field``, once it has drawn one.
+
+    The API's answer reaches the test before the page's script has drawn it.
+    """
+    near = page.locator(f"[data-errors-for={field}]")
+    near.locator(".problem").first.wait_for()
+    return near.inner_text()
 
 
 # ---- tests ----------------------------------------------------------------------------
@@ -443,7 +449,6 @@ def test_console_out_of_range_lookback_shows_the_api_error(
     with page.expect_response(lambda r: r.url.endswith("/realtime-reports/export")) as answer:
         page.get_by_role("button", name="Run report").click()
     assert answer.value.status == 400
-    page.locator("[data-errors-for=lookbackWindow] .problem").wait_for()
     shown = problem_texts(page, "lookbackWindow")
     assert "invalid-lookbackwindow" in shown and minutes in shown
     assert answer.value.headers["x-trace-id"] in shown
