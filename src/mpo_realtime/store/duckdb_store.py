@@ -125,6 +125,11 @@ def _bytes(setting: str) -> int:
     return int(float(match.group(1)) * _UNITS.get(match.group(2).lower() or "bytes", 1))
 
 
+def _distinct(values: list[Any]) -> list[Any]:
+    """``values`` (sorted) without repeats."""
+    return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+
+
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
@@ -540,14 +545,12 @@ class DuckDBEventStore:
             f" USING SAMPLE reservoir({self._SAMPLE_ROWS} ROWS) REPEATABLE (7)",
             params,
         ).fetchall()[0]
-        chosen, bounds = len(keys), list(sampled[-1] or [])
+        chosen, bounds = len(keys), _distinct(sampled[-1] or [])
         for n, found in enumerate(sampled, start=1):
-            distinct = [b for i, b in enumerate(found or []) if i == 0 or b != found[i - 1]]
+            distinct = _distinct(found or [])
             if len(distinct) == len(quantiles):
                 chosen, bounds = n, distinct
                 break
-        else:
-            bounds = [b for i, b in enumerate(bounds) if i == 0 or b != bounds[i - 1]]
         key = self._key(keys[:chosen])
         edges: list[Any] = [None, *bounds, None]
         parts: list[tuple[str | None, dict[str, Any]]] = []
