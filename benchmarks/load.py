@@ -82,12 +82,16 @@ class Tally:
         #: monotonic time the clients started; each poll's start, seconds after it
         self.t0 = time.monotonic()
         self.poll_started: list[float] = []
+        #: every report request: kind, status, start (seconds after ``t0``), seconds
+        self.requests: list[tuple[str, int, float, float]] = []
 
     def record(self, kind: str, status: int, seconds: float) -> None:
         self.status[f"{kind} {status}"] += 1
         self.latency[kind].append(seconds)
+        start = time.monotonic() - seconds - self.t0
+        self.requests.append((kind, status, start, seconds))
         if kind == "poll":
-            self.poll_started.append(time.monotonic() - seconds - self.t0)
+            self.poll_started.append(start)
 
     def poll_p99_over_time(self, skip: float = 5.0, window: float = 10.0) -> dict[str, Any]:
         """Poll p99 (ms) after the first ``skip`` seconds, and per ``window`` seconds.
@@ -449,6 +453,11 @@ def main() -> None:
     parser.add_argument(
         "--runner-concurrency", type=int, default=2, help="scale-out: jobs at once per worker"
     )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="write every report request (kind, status, start s, latency ms) to this CSV",
+    )
     args = parser.parse_args()
     world = World.generate(seed=7)
     simulator = Simulator(world, seed=7)
@@ -548,6 +557,11 @@ def main() -> None:
     )
     for target, met in targets.items():
         print(f"  {target}: {'met' if met else 'NOT MET'}")
+    if args.trace:
+        with args.trace.open("w") as trace:
+            trace.write("kind,status,start_s,latency_ms\n")
+            for kind, status, start, seconds in sorted(tally.requests, key=lambda r: r[2]):
+                trace.write(f"{kind},{status},{start:.4f},{seconds * 1000:.2f}\n")
     print(json.dumps(result))
     if not exact and tally.ingest_transport_errors:
         print(
