@@ -96,26 +96,34 @@ MISSING = "missing Authorization header: send 'Bearer <access_token>'"
 MALFORMED = "malformed Authorization header: expected 'Bearer <token>'"
 
 
+#: RFC 6750 section 3: no error code when the request carried no Bearer credentials
+NO_CREDENTIALS = 'Bearer realm="mpo-realtime"'
+BAD_REQUEST = 'Bearer realm="mpo-realtime", error="invalid_request"'
+BAD_TOKEN = 'Bearer realm="mpo-realtime", error="invalid_token"'
+
+
 @pytest.mark.parametrize(
-    ("authorization", "detail"),
+    ("authorization", "detail", "challenge"),
     [
-        (None, MISSING),
-        ("", MISSING),
-        ("Bearer", MALFORMED),
-        ("Bearer ", MALFORMED),
-        ("Basic abc", MALFORMED),
-        ("Token abc", MALFORMED),
-        ("Bearer not.a.jwt", "access token is malformed"),
+        (None, MISSING, NO_CREDENTIALS),
+        ("", MISSING, NO_CREDENTIALS),
+        ("Bearer", MALFORMED, BAD_REQUEST),
+        ("Bearer ", MALFORMED, BAD_REQUEST),
+        ("Basic abc", MALFORMED, NO_CREDENTIALS),
+        ("Token abc", MALFORMED, NO_CREDENTIALS),
+        ("Bearer not.a.jwt", "access token is malformed", BAD_TOKEN),
         (
             "Bearer " + jwt.encode({"sub": "x"}, key="", algorithm="none"),
             "access token algorithm is not accepted",
+            BAD_TOKEN,
         ),
     ],
 )
 def test_reports_refuse_missing_or_malformed_tokens(
-    api: Api, authorization: str | None, detail: str
+    api: Api, authorization: str | None, detail: str, challenge: str
 ) -> None:
-    """Each refusal is the whole envelope: one authentication-failed, no warnings."""
+    """Each refusal is the whole envelope: one authentication-failed, no warnings; the
+    challenge names an error only when Bearer credentials were sent."""
     headers = {} if authorization is None else {"Authorization": authorization}
     answer = api.http.post(EXPORT, json=BODY, headers=headers)
     assert answer.status_code == 401
@@ -131,7 +139,7 @@ def test_reports_refuse_missing_or_malformed_tokens(
             }
         ],
     }
-    assert answer.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert answer.headers["www-authenticate"] == challenge
 
 
 def test_reports_take_the_bearer_scheme_in_any_case_and_after_several_spaces(api: Api) -> None:

@@ -44,6 +44,7 @@ PINNED: dict[str, list[str] | None] = {
         "CLIENT_CLOSED",
         "STATUS",
         "OAuthProblem",
+        "bearer_challenge",
         "error_response",
         "install_error_handlers",
         "new_trace_id",

@@ -41,10 +41,16 @@ async def _authenticate(request: Request, services: Services) -> Client:
     """
     header = request.headers.get("authorization")
     if not header:
-        raise AuthenticationError("missing Authorization header: send 'Bearer <access_token>'")
+        raise AuthenticationError(
+            "missing Authorization header: send 'Bearer <access_token>'", bearer_error=None
+        )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError("malformed Authorization header: expected 'Bearer <token>'")
+        raise AuthenticationError(
+            "malformed Authorization header: expected 'Bearer <token>'",
+            # another scheme carries no Bearer credentials; "Bearer" alone is a bad request
+            bearer_error="invalid_request" if scheme.lower() == "bearer" else None,
+        )
     now = datetime.now(UTC)
     clients = services.clients
     cached = clients.authenticate_token_cached(token.strip(), now=now)

@@ -30,6 +30,7 @@ __all__ = [
     "CLIENT_CLOSED",
     "STATUS",
     "OAuthProblem",
+    "bearer_challenge",
     "error_response",
     "install_error_handlers",
     "new_trace_id",
@@ -164,6 +165,12 @@ def _events_problems(exc: EventBatchError) -> list[Problem]:
     return problems
 
 
+def bearer_challenge(error: str | None) -> str:
+    """The ``WWW-Authenticate`` value of a refused report or ingest request (RFC 6750)."""
+    challenge = 'Bearer realm="mpo-realtime"'
+    return challenge if error is None else f'{challenge}, error="{error}"'
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception the API can meet to the envelope, once."""
 
@@ -192,8 +199,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(status_code=CLIENT_CLOSED)
 
     async def on_auth(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuthenticationError)
         problem = Problem(ErrorCode.AUTHENTICATION_FAILED, str(exc))
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        headers = {"WWW-Authenticate": bearer_challenge(exc.bearer_error)}
         return error_response([problem], trace_id_of(request), headers=headers)
 
     async def on_events(request: Request, exc: Exception) -> Response:

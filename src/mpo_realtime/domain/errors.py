@@ -166,7 +166,17 @@ class ProblemError(MpoError):
 
 
 class AuthenticationError(MpoError):
-    """Authentication failed: missing, malformed, expired or revoked token."""
+    """Authentication failed: missing, malformed, expired or revoked token.
+
+    ``bearer_error`` is the RFC 6750 error code of the ``WWW-Authenticate`` challenge:
+    ``invalid_token`` for a token that was sent and refused, ``invalid_request`` for a
+    Bearer header without a token, None when the request carried no Bearer credentials
+    at all (the RFC's section 3.1: then the challenge names no error).
+    """
+
+    def __init__(self, message: str | None = None, *, bearer_error: str | None = "invalid_token"):
+        super().__init__(message)
+        self.bearer_error = bearer_error
 
 
 class StoreError(MpoError):
