@@ -167,8 +167,15 @@ def test_report_scope_refusal_is_one_problem_per_outside_advertiser_with_the_war
     answer = api.create({**REQUEST, **WARNED, "advertiserIds": advertisers}, api.token([321]))
 
     assert answer.status_code == 403
+    ignored, dimension = _warnings(answer)
+    repeated = {
+        **dimension,
+        "detail": "advertiserIds repeats 2 ID(s), the first at advertiserIds[3] (999);"
+        " each repeat was dropped",
+        "source": {"pointer": "/data/attributes/advertiserIds/3"},
+    }
     assert answer.json() == {
-        "warnings": _warnings(answer),
+        "warnings": [ignored, repeated, dimension],
         "errors": [
             _problem(
                 answer,

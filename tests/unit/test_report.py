@@ -353,7 +353,10 @@ def test_report_full_body_is_canonical() -> None:
     assert spec.timezone == "Europe/Paris"
     assert spec.file_format is FileFormat.JSON
     assert spec.columns == ("day", "sellerId", "cost")
-    assert spec.warnings == ()
+    assert [(w.code, w.pointer) for w in spec.warnings] == [
+        (ErrorCode.DUPLICATE_VALUE, P + "advertiserIds/2"),
+        (ErrorCode.DUPLICATE_VALUE, P + "partnerIds/1"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -369,6 +372,33 @@ def test_report_file_format_content_types_and_extension() -> None:
         ("text/csv", False),
         ("application/json", False),
         ("application/vnd.apache.parquet", True),
+    ]
+
+
+def test_report_repeated_ids_are_dropped_with_one_warning_per_list() -> None:
+    spec = _parse(
+        _body(
+            advertiserIds=["321", "322", 321, "0322", "321"],
+            sellerIds=["5", "6"],
+            campaignIds=["7", "7"],
+        )
+    )
+    assert spec.advertiser_ids == (321, 322)
+    assert spec.advertisers_as_requested == ((0, 321), (1, 322))
+    assert spec.seller_ids == (5, 6)
+    assert spec.campaign_ids == (7,)
+    assert [(w.code, w.detail, w.pointer) for w in spec.warnings] == [
+        (
+            ErrorCode.DUPLICATE_VALUE,
+            "advertiserIds repeats 3 ID(s), the first at advertiserIds[2] (321);"
+            " each repeat was dropped",
+            P + "advertiserIds/2",
+        ),
+        (
+            ErrorCode.DUPLICATE_VALUE,
+            "campaignIds repeats 1 ID(s), the first at campaignIds[1] (7); each repeat was dropped",
+            P + "campaignIds/1",
+        ),
     ]
 
 

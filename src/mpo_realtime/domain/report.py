@@ -203,6 +203,7 @@ def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) ->
         )
         return {}
     ids: dict[int, int] = {}
+    repeats: list[tuple[int, int]] = []
     for index, value in enumerate(raw):
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -216,8 +217,21 @@ def _id_list(out: _Collector, attrs: dict[str, Any], name: str, max_ids: int) ->
                 f"{name}[{index}] {shown} is not a valid ID: IDs are decimal digit strings",
                 _pointer(name, index),
             )
+        elif number in ids:
+            repeats.append((index, number))
         else:
-            ids.setdefault(number, index)
+            ids[number] = index
+    if repeats:
+        # one warning per list, not per repeat: a list may hold thousands of IDs
+        index, number = repeats[0]
+        out.warnings.append(
+            Problem(
+                ErrorCode.DUPLICATE_VALUE,
+                f"{name} repeats {len(repeats)} ID(s), the first at {name}[{index}] ({number});"
+                " each repeat was dropped",
+                _pointer(name, index),
+            )
+        )
     return dict(sorted(ids.items()))
 
 
