@@ -32,8 +32,16 @@ from typing import Any
 
 import httpx
 
-from _harness import BENCH_SERVER_ENV, Server, _wait_healthy, create_client, free_port, get_token
-from _harness import spawn, stop_process
+from _harness import (
+    BENCH_SERVER_ENV,
+    Server,
+    _wait_healthy,
+    create_client,
+    free_port,
+    get_token,
+    spawn,
+    stop_process,
+)
 from bench_exports import THROUGHPUT_DIMENSIONS, _api_export, _start_ingest, _stop_ingest
 
 __all__ = ["main"]
@@ -50,6 +58,8 @@ def _probe_lines(path: Path) -> list[dict[str, Any]]:
 def _start(data_dir: Path, probe_out: Path, args: argparse.Namespace) -> Server:
     port = free_port()
     command = [sys.executable, PROBE, str(probe_out), str(args.probe_interval), "--"]
+    if args.no_probe:
+        command = [str(Path(sys.executable).with_name("mpo"))]
     command += ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
     extra = dict(item.split("=", 1) for item in args.env)
     env = {**os.environ, **BENCH_SERVER_ENV, **extra}
@@ -180,7 +190,9 @@ def _report(results: dict[str, Any]) -> None:
             f" {entry['seconds']} s; RSS before {entry['rss_before_mb']} MB, peak"
             f" {entry['rss_peak_mb']} MB"
         )
-    print("load average before/after:", results["load_average_before"], results["load_average_after"])
+    print(
+        "load average before/after:", results["load_average_before"], results["load_average_after"]
+    )
 
 
 def main() -> None:
@@ -192,6 +204,7 @@ def main() -> None:
     parser.add_argument("--between", type=float, default=10.0, help="seconds between exports")
     parser.add_argument("--after", type=float, default=20.0, help="seconds after the exports")
     parser.add_argument("--probe-interval", type=float, default=5.0)
+    parser.add_argument("--no-probe", action="store_true", help="plain mpo serve (RSS only)")
     parser.add_argument("--products", type=int, default=500_000)
     parser.add_argument("--export-timeout", type=float, default=900.0)
     parser.add_argument("--env", action="append", default=[], help="K=V for the server")

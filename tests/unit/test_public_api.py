@@ -319,6 +319,7 @@ PINNED: dict[str, list[str] | None] = {
         "configure_logging",
         "flush_logs",
     ],
+    "mpo_realtime.memory": ["ARENA_MAX_ENV", "limit_arenas", "release_free_memory"],
     "mpo_realtime.metrics": ["Metrics"],
     "mpo_realtime.pacing": ["TICK_SECONDS", "paced_counts"],
     "mpo_realtime.services": ["Services", "open_event_store"],
