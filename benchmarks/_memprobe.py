@@ -120,6 +120,7 @@ def sample() -> dict[str, Any]:
         "file_mb": round(_kb(status, "RssFile") / 1024, 1),
         "hwm_mb": round(_kb(status, "VmHWM") / 1024, 1),
         "threads": threading.active_count(),
+        "thread_names": sorted(t.name for t in threading.enumerate()),
         "os_threads": int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1)),  # type: ignore[union-attr]
         "glibc_arenas": heaps,
         "glibc_system_mb": round(system / 2**20, 1),
