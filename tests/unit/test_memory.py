@@ -116,3 +116,39 @@ def test_release_free_memory_gives_freed_pages_back_to_the_system() -> None:
     assert result["kept"] == 3200
     # about 150 MB were freed between the kept blocks; most of it must leave the process
     assert result["before_kb"] - result["after_kb"] > 100_000, result
+
+
+_POOL = textwrap.dedent(
+    """
+    import json
+    import pyarrow as pa
+    from mpo_realtime.memory import use_system_arrow_pool
+    applied = use_system_arrow_pool()
+    table = pa.table({"x": list(range(100_000))})
+    print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name,
+                      "allocated": pa.system_memory_pool().bytes_allocated()}))
+    del table
+    """
+)
+
+
+def test_use_system_arrow_pool_moves_arrows_allocations_to_glibc() -> None:
+    result = _run(_POOL)
+    assert result["applied"] is True
+    assert result["pool"] == "system"
+    assert result["allocated"] >= 800_000  # the table's 100,000 int64 values
+
+
+def test_use_system_arrow_pool_leaves_an_operators_choice() -> None:
+    base = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run(
+        [sys.executable, "-c", _POOL],
+        env={**base, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["applied"] is False
+    assert result["pool"] == "mimalloc"
