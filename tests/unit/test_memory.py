@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ _THREADS = _ARENAS + textwrap.dedent(
 )
 
 
-def _run(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
+def _run(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -67,7 +68,7 @@ def _run(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str
         timeout=120,
         check=True,
     )
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
