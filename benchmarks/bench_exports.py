@@ -432,12 +432,13 @@ def _start_ingest(
     for i in range(100):
         events = simulator.events(now - timedelta(seconds=i % 50), 1000)
         displays = sum(int(str(e["displays"])) for e in events)
-        bodies.append((orjson.dumps(events), len(events), displays))
+        clicks = sum(int(str(e["clicks"])) for e in events)
+        bodies.append((orjson.dumps(events), len(events), displays, clicks))
     out: Any = multiprocessing.Queue()
     headers = {"Authorization": f"Bearer {token}"}
     feeder = multiprocessing.Process(
         target=ingest_process,
-        args=(url, headers, bodies, args.ingest_rate, args.ingest_seconds, out),
+        args=([url], headers, bodies, args.ingest_rate, args.ingest_seconds, out),
     )
     feeder.start()
     time.sleep(5.0)  # let the ingest reach its rate (and the store its maintenance)

@@ -41,6 +41,7 @@ from mpo_realtime.api.server import server_options
 from mpo_realtime.deployment import signing_key_warning
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.logs import configure_logging, flush_logs
+from mpo_realtime.memory import limit_arenas, use_system_arrow_pool
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 from mpo_realtime.status import report_status
@@ -182,6 +183,10 @@ def run(
     ``mpo serve --processes N`` (see :mod:`mpo_realtime.supervisor`), served instead of
     binding one; such a process also stops when its supervisor is gone.
     """
+    # before the stores and the server start their threads, each of which would get an
+    # arena of its own (docs/operations.md, "Memory, spilling and large exports")
+    limit_arenas(settings.malloc_arena_max)
+    use_system_arrow_pool()
     configure_logging(logging.INFO, log_format=settings.log_format)
     if listen_fd is None:
         sock = bind(settings.host, settings.port)

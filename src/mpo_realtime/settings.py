@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     event_store_memory_limit: str = Field(
         "160MB", description="DuckDB memory limit; larger queries spill to disk beside it."
     )
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas of an mpo serve or mpo worker process (0: glibc's "
+        "default, 8 per core; MALLOC_ARENA_MAX in the environment wins).",
+    )
     allow_new_event_store: bool = Field(
         False, description="Start with a new, empty event store although exports exist."
     )

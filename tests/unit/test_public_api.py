@@ -320,6 +320,13 @@ PINNED: dict[str, list[str] | None] = {
         "configure_logging",
         "flush_logs",
     ],
+    "mpo_realtime.memory": [
+        "ARENA_MAX_ENV",
+        "ARROW_POOL_ENV",
+        "limit_arenas",
+        "release_free_memory",
+        "use_system_arrow_pool",
+    ],
     "mpo_realtime.metrics": ["Metrics"],
     "mpo_realtime.pacing": ["TICK_SECONDS", "paced_counts"],
     "mpo_realtime.services": ["Services", "open_event_store"],

@@ -34,6 +34,7 @@ from mpo_realtime.exports.files import FileStore
 from mpo_realtime.exports.jobstore import SqlJobStore
 from mpo_realtime.exports.service import Clock, file_name_for, utcnow
 from mpo_realtime.exports.writers import WriteResult, write_export, write_lines, write_parquet
+from mpo_realtime.memory import release_free_memory
 from mpo_realtime.store.base import EventStore, LineExporter
 
 __all__ = ["JobRunner", "LeaseLost", "failure_message", "runner_id"]
@@ -146,9 +147,9 @@ class JobRunner:
                 # the file is published (renamed into place) only while the job is still
                 # ours: a runner that lost it leaves no file behind for the new owner
                 lease.confirm()
-            # Arrow's allocator keeps what an export freed for the next one: hand it back,
-            # so that the server's memory does not creep up export after export.
-            pa.default_memory_pool().release_unused()
+            # Arrow's pool and glibc's arenas keep what an export freed for later: hand it
+            # back, so that the server's memory does not creep up export after export.
+            release_free_memory()
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", job.id)
             return
