@@ -187,3 +187,44 @@ def test_an_export_larger_than_the_memory_limit_allows_succeeds(tmp_path: Path) 
         assert order.equals(pa.array(range(GROUPS), pa.uint64()))
     finally:
         store.close()
+
+
+def _rows(batches: Iterator[pa.RecordBatch]) -> list[dict[str, object]]:
+    return [row for batch in batches for row in batch.to_pylist()]
+
+
+@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
+def test_every_part_reads_the_snapshot_of_the_first(
+    store: DuckDBEventStore, overlapped: bool
+) -> None:
+    # Parts run one after the other or, where the memory allows, each while the one before
+    # is read, on a second cursor: either way every part sees the store as it was when the
+    # read began, even when rows are committed between two parts.
+    plan = _plan([Dimension.PRODUCT_ID, Dimension.ADVERTISER_ID, Dimension.DAY])
+    before = _rows(store.aggregate(plan))
+    store.part_rows = 50
+    if not overlapped:
+        store.overlap_rows = None
+    batches = store.aggregate(plan, batch_rows=7)
+    first = next(batches)
+    store.append(rollup_table(_events()))  # every key's sums double, in every part
+    assert _rows(iter([first, *batches])) == before
+    assert _rows(store.aggregate(plan)) != before  # the commit is there for a new read
+
+
+def test_a_read_in_parts_given_up_midway_leaves_the_store_usable(
+    store: DuckDBEventStore,
+) -> None:
+    # The export is cancelled while the next part's query may be running on the second
+    # cursor: giving up the iterator stops it, and reads and writes go on.
+    plan = _plan([Dimension.HOUR, Dimension.PRODUCT_ID, Dimension.SELLER_ID])
+    whole = _rows(store.aggregate(plan))
+    store.part_rows = 50
+    for taken in (1, 5, 40):
+        batches = store.aggregate(plan, batch_rows=3)
+        for _ in range(taken):
+            next(batches)
+        batches.close()
+    assert _rows(store.aggregate(plan)) == whole
+    store.append(rollup_table(_events()))
+    assert len(_rows(store.aggregate(plan))) == len(whole)
