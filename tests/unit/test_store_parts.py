@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -224,6 +224,7 @@ def test_a_read_in_parts_given_up_midway_leaves_the_store_usable(
         batches = store.aggregate(plan, batch_rows=3)
         for _ in range(taken):
             next(batches)
+        assert isinstance(batches, Generator)
         batches.close()
     assert _rows(store.aggregate(plan)) == whole
     store.append(rollup_table(_events()))

@@ -465,6 +465,11 @@ class DuckDBEventStore:
     # of the sort keys), each range aggregated and sorted by a query of its own, one
     # after the other, in one transaction (one snapshot): the concatenation is the
     # same rows in the same order, and each query's memory is bounded by its range.
+    # Where the memory allows two queries, each part's query runs on a second cursor
+    # (same snapshot) while the caller writes the part before: the engine's threads no
+    # longer wait for the writer, nor the writer for each part's sort. (Aggregating once
+    # into a temporary table and sorting from it, one query or in ranges, was measured:
+    # 14-60 % more CPU than the parts, docs/benchmarks.md.)
 
     #: memory one input row may take in a query (GROUP BY + ORDER BY), and the engine's
     #: fixed share per thread, from the measurements above (with a margin)
