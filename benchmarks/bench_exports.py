@@ -437,7 +437,7 @@ def _start_ingest(
     headers = {"Authorization": f"Bearer {token}"}
     feeder = multiprocessing.Process(
         target=ingest_process,
-        args=(url, headers, bodies, args.ingest_rate, args.ingest_seconds, out),
+        args=([url], headers, bodies, args.ingest_rate, args.ingest_seconds, out),
     )
     feeder.start()
     time.sleep(5.0)  # let the ingest reach its rate (and the store its maintenance)
