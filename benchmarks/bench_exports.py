@@ -432,7 +432,8 @@ def _start_ingest(
     for i in range(100):
         events = simulator.events(now - timedelta(seconds=i % 50), 1000)
         displays = sum(int(str(e["displays"])) for e in events)
-        bodies.append((orjson.dumps(events), len(events), displays))
+        clicks = sum(int(str(e["clicks"])) for e in events)
+        bodies.append((orjson.dumps(events), len(events), displays, clicks))
     out: Any = multiprocessing.Queue()
     headers = {"Authorization": f"Bearer {token}"}
     feeder = multiprocessing.Process(
