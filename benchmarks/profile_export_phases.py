@@ -189,7 +189,7 @@ def main() -> None:
         "csv_lines": lines(FileFormat.CSV),
         "json_lines": lines(FileFormat.JSON),
     }
-    head = {"part_rows": store.part_rows, "overlap_rows": getattr(store, "overlap_rows", None)}
+    head = {"part_rows": store.part_rows}
     print(json.dumps(head | {"load": os.getloadavg()}), flush=True)
     peak = _PeakRss()
     try:
