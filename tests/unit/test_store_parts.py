@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -187,3 +187,39 @@ def test_an_export_larger_than_the_memory_limit_allows_succeeds(tmp_path: Path) 
         assert order.equals(pa.array(range(GROUPS), pa.uint64()))
     finally:
         store.close()
+
+
+def _rows(batches: Iterator[pa.RecordBatch]) -> list[dict[str, object]]:
+    return [row for batch in batches for row in batch.to_pylist()]
+
+
+def test_every_part_reads_the_snapshot_of_the_first(store: DuckDBEventStore) -> None:
+    # Each part is a query of its own: every one sees the store as it was when the read
+    # began, even when rows are committed between two parts.
+    plan = _plan([Dimension.PRODUCT_ID, Dimension.ADVERTISER_ID, Dimension.DAY])
+    before = _rows(store.aggregate(plan))
+    store.part_rows = 50
+    batches = store.aggregate(plan, batch_rows=7)
+    first = next(batches)
+    store.append(rollup_table(_events()))  # every key's sums double, in every part
+    assert _rows(iter([first, *batches])) == before
+    assert _rows(store.aggregate(plan)) != before  # the commit is there for a new read
+
+
+def test_a_read_in_parts_given_up_midway_leaves_the_store_usable(
+    store: DuckDBEventStore,
+) -> None:
+    # The export is cancelled between batches of a part, or at a part's end: giving up
+    # the iterator ends its transaction, and reads and writes go on.
+    plan = _plan([Dimension.HOUR, Dimension.PRODUCT_ID, Dimension.SELLER_ID])
+    whole = _rows(store.aggregate(plan))
+    store.part_rows = 50
+    for taken in (1, 5, 40):
+        batches = store.aggregate(plan, batch_rows=3)
+        for _ in range(taken):
+            next(batches)
+        assert isinstance(batches, Generator)
+        batches.close()
+    assert _rows(store.aggregate(plan)) == whole
+    store.append(rollup_table(_events()))
+    assert len(_rows(store.aggregate(plan))) == len(whole)
