@@ -63,6 +63,16 @@ class Batcher(Generic[K, V]):
         #: the task running gathered batches (a reference, so that it is not collected)
         self._driver: asyncio.Task[None] | None = None
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a call is under way (then requests gather for the next one)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests gathered for calls not started yet."""
+        return sum(len(futures) for batch in self._waiting for futures in batch.values())
+
     async def get(self, key: K) -> V:
         """The value of ``key``, read by a call that started after this request arrived."""
         loop = asyncio.get_running_loop()
