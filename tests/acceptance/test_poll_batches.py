@@ -181,6 +181,80 @@ def test_a_job_finished_between_two_batches_is_seen_finished(
     assert api.poll(watched, headers).json()["status"] == "Done"  # now from memory
 
 
+def test_a_failing_read_fails_its_batch_only_and_the_next_batch_reads(
+    scale_out: tuple[Api, str],
+) -> None:
+    """Reads ended by PostgreSQL (their sessions terminated) fail only their polls.
+
+    The lock is held throughout: the lone poll's read waits, then the first herd's, each
+    terminated in turn; the second herd's read waits until the lock is released.
+    """
+    api, database = scale_out
+    headers = api.token([A])
+    ids = _pending(api, headers, A, 3)
+    assert api.poll(ids[0], headers).status_code == 200
+    batcher = _job_reads(api)
+
+    def waiting_reads(holder: psycopg.Connection[Any]) -> list[int]:
+        # the statistics views are read once per transaction unless told otherwise
+        holder.execute("SELECT pg_stat_clear_snapshot()")
+        rows = holder.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    ended: set[int] = set()
+
+    async def until_read_waits(holder: psycopg.Connection[Any]) -> int:
+        """The session of the one read waiting for the lock (not one terminated)."""
+        pids: list[int] = []
+
+        def waits() -> bool:
+            pids[:] = set(waiting_reads(holder)) - ended
+            return len(pids) == 1
+
+        await _until(waits)
+        return pids[0]
+
+    def terminate(holder: psycopg.Connection[Any], pid: int) -> None:
+        holder.execute("SELECT pg_terminate_backend(%s)", [pid])
+        ended.add(pid)
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api.http.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mpo.test") as http:
+            with psycopg.connect(database) as holder:
+                holder.execute("LOCK TABLE export_jobs IN ACCESS EXCLUSIVE MODE")
+                try:
+                    lone = asyncio.create_task(_poller(http, ids[0], headers)())
+                    lone_read = await until_read_waits(holder)
+                    first = [asyncio.create_task(_poller(http, i, headers)()) for i in ids]
+                    await _until(lambda: batcher.waiting == 3)
+                    terminate(holder, lone_read)
+                    first_read = await until_read_waits(holder)  # the first herd's
+                    second = [asyncio.create_task(_poller(http, i, headers)()) for i in ids]
+                    await _until(lambda: batcher.waiting == 3)
+                    terminate(holder, first_read)
+                    await until_read_waits(holder)  # the second herd's
+                finally:
+                    holder.rollback()
+            return [await lone, *await asyncio.gather(*first), *await asyncio.gather(*second)]
+
+    answers = asyncio.run(scenario())
+
+    failed, read = answers[:4], answers[4:]
+    assert [answer.status_code for answer in failed] == [503] * 4
+    # the lone poll's failure (as before batches) and its herd's are one answer
+    for answer in failed:
+        problem = answer.json()["errors"][0]
+        assert problem["code"] == "service-unavailable"
+        assert problem["detail"] == "a backing store is unavailable; retry"
+        assert answer.headers["retry-after"] == "5"
+    assert [answer.json()["exportId"] for answer in read] == ids
+    assert {answer.json()["status"] for answer in read} == {"Pending"}
+
+
 def test_a_herd_of_polls_spends_a_shared_budget_exactly(
     api_factory: Callable[..., Api], redis_url: str
 ) -> None:
