@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mpo_realtime.api.batcher import MAX_BATCH
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.jobs import Client, Job, JobStatus, Role
 from mpo_realtime.exports.jobstore import SqlJobStore
@@ -204,6 +205,55 @@ def test_store_create_job_duplicate_id_raises(
 
     assert info.value.__cause__ is not None
     assert job_store.get_job(job.id) == job
+
+
+def test_store_get_jobs_reads_the_existing_ones_whole(
+    job_store: SqlJobStore, job_factory: JobFactory
+) -> None:
+    jobs = [_all_fields_job(job_factory), *(job_factory() for _ in range(4))]
+    for job in jobs:
+        job_store.create_job(job)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    asked = [jobs[3].id, unknown, jobs[0].id, jobs[3].id, jobs[1].id]
+
+    found = job_store.get_jobs(asked)
+
+    assert found == {job.id: job for job in (jobs[0], jobs[1], jobs[3])}
+    assert found == {job.id: job_store.get_job(job.id) for job in (jobs[0], jobs[1], jobs[3])}
+
+
+def test_store_get_jobs_of_one_or_none(job_store: SqlJobStore, job_factory: JobFactory) -> None:
+    job = job_factory()
+    job_store.create_job(job)
+
+    assert job_store.get_jobs([job.id]) == {job.id: job}
+    assert job_store.get_jobs(["00000000-0000-4000-8000-000000000000"]) == {}
+    assert job_store.get_jobs([]) == {}
+
+
+def test_store_get_jobs_of_a_full_batch(job_store: SqlJobStore, job_factory: JobFactory) -> None:
+    """As many ids as a batch of polls may hold (``api/batcher.py``): one query."""
+    jobs = [job_factory() for _ in range(MAX_BATCH)]
+    for job in jobs:
+        job_store.create_job(job)
+
+    assert job_store.get_jobs([job.id for job in jobs]) == {job.id: job for job in jobs}
+
+
+def test_store_get_jobs_fails_as_get_job_does(job_store_url: str, job_factory: JobFactory) -> None:
+    """A read that fails says what get_job would: polls answer as a single one would."""
+    store = SqlJobStore(job_store_url)  # never migrated: no jobs table
+    ids = [job_factory().id for _ in range(2)]
+    try:
+        with pytest.raises(StoreError, match="could not read a job") as many:
+            store.get_jobs(ids)
+        with pytest.raises(StoreError, match="could not read a job") as one:
+            store.get_job(ids[0])
+    finally:
+        store.close()
+
+    assert type(many.value) is type(one.value)
+    assert many.value.__cause__ is not None
 
 
 # Reuse slots and fair claims: tests/unit/test_jobstore_tenants.py

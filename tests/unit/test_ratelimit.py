@@ -17,7 +17,9 @@ from limits import RateLimitItem
 from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.exports.ratelimit import (
+    Decision,
     MemoryWindows,
     RateLimited,
     RateLimiter,
@@ -121,6 +123,114 @@ def test_redis_windows_answer_as_the_storage_across_windows(
         assert window[3] == pytest.approx(expected[3], abs=0.2)
     storage.reset()
     RedisStorage(redis_url, key_prefix=namespace).reset()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    limit=st.integers(1, 4),
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 3)), min_size=1, max_size=6),
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+)
+def test_redis_windows_batched_hits_answer_as_one_by_one_across_windows(
+    redis_url: str, limit: int, steps: list[tuple[int, list[tuple[str, int]]]]
+) -> None:
+    """A batch of hits (one pipeline) answers what the same hits one by one do.
+
+    Batches through :meth:`RedisWindows.hits` in one namespace, the same hits one at a
+    time through ``limits``' ``RedisStorage`` in another, with Redis's clock moved for
+    both between batches (as in the test above: 61 s windows, steps of 7 s).
+    """
+    namespace = f"test-{uuid.uuid4().hex}"
+    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
+    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
+    age = storage.get_connection().register_script(_AGE_KEYS.encode())
+    expiry = 61
+    for sevens, hits in steps:
+        if sevens:
+            age([], [f"{namespace}*", sevens * 7000])
+        answers = windows.hits([(key, limit, expiry, amount) for key, amount in hits])
+        assert len(answers) == len(hits)
+        for (key, amount), answer in zip(hits, answers, strict=True):
+            assert not isinstance(answer, Exception)
+            acquired, window = answer
+            expected_acquired = storage.acquire_sliding_window_entry(key, limit, expiry, amount)
+            expected = storage.get_sliding_window(key, expiry)
+            assert acquired == expected_acquired
+            assert (window[0], window[2]) == (expected[0], expected[2])
+            assert window[1] == pytest.approx(expected[1], abs=0.2)
+            assert window[3] == pytest.approx(expected[3], abs=0.2)
+    storage.reset()
+    RedisStorage(redis_url, key_prefix=namespace).reset()
+
+
+def test_redis_limiter_batched_hits_decide_as_one_by_one(redis_url: str) -> None:
+    """``RateLimiter.hits`` gives each hit the decision ``hit`` gives it alone."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    batched = RateLimiter(redis_url, namespace=namespace)
+    alone = RateLimiter(redis_url, namespace=f"{namespace}-alone")
+    age = alone.storage.get_connection().register_script(_AGE_KEYS.encode())  # type: ignore[attr-defined]
+    small, large = per_minute(3), per_minute(5)
+    hits = [("report", key, item) for key in ("a", "b", "a") for item in (small, large)] * 3
+    for round_ in range(4):
+        if round_:
+            # a window later for both: the previous window's hits weigh less, then nothing
+            age([], [f"{namespace}*", 40_000])
+        decisions = batched.hits(hits)
+        for (budget, key, item), decision in zip(hits, decisions, strict=True):
+            assert not isinstance(decision, Exception)
+            expected = alone.hit(budget, key, item)
+            assert (decision.allowed, decision.remaining, decision.limit) == (
+                expected.allowed,
+                expected.remaining,
+                expected.limit,
+            )
+            # as in _compare: a TTL of exactly two windows (read within its millisecond)
+            # puts the formula's modulo at 0, a moment later at almost a window
+            apart = abs(decision.reset_at - expected.reset_at)
+            assert apart <= 1 or abs(apart - item.get_expiry()) <= 1
+    assert any(isinstance(d, Decision) and d.allowed for d in decisions)
+    batched.reset()
+    alone.reset()
+
+
+def test_redis_batched_hits_survive_a_script_flush(redis_url: str) -> None:
+    """Redis lost its scripts (a restart): the batch's calls ran nothing and run again."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    limiter = RateLimiter(redis_url, namespace=namespace)
+    item = per_minute(5)
+    limiter.storage.get_connection().script_flush()  # type: ignore[attr-defined]
+
+    decisions = limiter.hits([("report", "k", item)] * 3)
+
+    assert [d.remaining for d in decisions if not isinstance(d, Exception)] == [4, 3, 2]
+    assert limiter.peek("report", "k", item).remaining == 2  # each hit counted once
+    limiter.reset()
+
+
+def test_redis_a_failing_hit_in_a_batch_is_its_own_error(redis_url: str) -> None:
+    namespace = f"test-{uuid.uuid4().hex}"
+    limiter = RateLimiter(redis_url, namespace=namespace)
+    item = per_minute(5)
+    storage = limiter.storage
+    assert isinstance(storage, RedisStorage)
+    # a key of the wrong type where the window of "bad" lives
+    storage.get_connection().hset(  # type: ignore[attr-defined]
+        storage.prefixed_key("{" + item.key_for("report", "bad") + "}"), "x", "1"
+    )
+
+    good, bad, again = limiter.hits([("report", k, item) for k in ("good", "bad", "good")])
+
+    assert isinstance(bad, StoreError)
+    assert "rate-limit storage failed" in str(bad)
+    assert not isinstance(good, Exception) and not isinstance(again, Exception)
+    assert (good.remaining, again.remaining) == (4, 3)
+    limiter.reset()
 
 
 def test_redis_limiter_shares_windows_with_the_library(redis_url: str) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from limits import RateLimitItem
 
-from mpo_realtime.domain.errors import AuthenticationError, ErrorCode, ProblemError
+from mpo_realtime.api.batcher import Batcher
+from mpo_realtime.domain.errors import AuthenticationError, ErrorCode, ProblemError, StoreError
 from mpo_realtime.domain.jobs import Client, Role
-from mpo_realtime.exports.ratelimit import per_minute
+from mpo_realtime.exports.ratelimit import Decision, RateLimited, per_minute
 from mpo_realtime.services import Services
 
 __all__ = [
@@ -71,17 +75,47 @@ async def _spend_budget(request: Request, services: Services, client: Client, ro
     else:
         amount = settings.ingest_requests_per_minute
     limiter = services.limiter
-    args = (
-        role.value,
-        client.client_id,
-        per_minute(amount),
-        f"over the {role.value} budget of {amount} requests per minute",
-    )
-    # In memory a hit is a dict update; a shared (Redis) store is I/O.
-    decision = (
-        await run_in_threadpool(limiter.check, *args) if limiter.shared else limiter.check(*args)
-    )
+    detail = f"over the {role.value} budget of {amount} requests per minute"
+    if not limiter.shared:
+        # in memory a hit is a dict update: no I/O, no thread
+        decision = limiter.check(role.value, client.client_id, per_minute(amount), detail)
+    else:
+        # a shared (Redis) store is I/O: concurrent hits go in one round trip
+        hit = _Hit(role.value, client.client_id, per_minute(amount))
+        answer = await _shared_hits(request, services).get(hit)
+        if isinstance(answer, StoreError):
+            raise answer
+        decision = answer
+        if not decision.allowed:
+            raise RateLimited(decision, detail)
     request.state.ratelimit = decision
+
+
+@dataclass(frozen=True, eq=False)
+class _Hit:
+    """One request's hit: equal only to itself, so that no two hits are merged."""
+
+    budget: str
+    key: str
+    item: RateLimitItem
+
+
+def _shared_hits(request: Request, services: Services) -> Batcher[_Hit, Decision | StoreError]:
+    """The app's batcher of shared rate-limit hits (``api/batcher.py``)."""
+    state = request.app.state
+    batcher: Batcher[_Hit, Decision | StoreError] | None = getattr(state, "shared_hits", None)
+    if batcher is None:
+        limiter = services.limiter
+
+        def spend(hits: Sequence[_Hit]) -> dict[_Hit, Decision | StoreError]:
+            decisions = limiter.hits([(hit.budget, hit.key, hit.item) for hit in hits])
+            return dict(zip(hits, decisions, strict=True))
+
+        async def call(hits: Sequence[_Hit]) -> Mapping[_Hit, Decision | StoreError]:
+            return await run_in_threadpool(spend, hits)
+
+        batcher = state.shared_hits = Batcher(call)
+    return batcher
 
 
 def _check_version(services: Services, version: str) -> None:

@@ -29,7 +29,7 @@ stored in UTC and always come back timezone-aware.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,22 @@ class SqlJobStore:
         with self._begin("read a job") as connection:
             row = connection.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().first()
         return None if row is None else job_row(row)
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs of ``job_ids`` that exist, by id: one query for all of them.
+
+        Its error is the one :meth:`get_job` gives: the batch of polls it answers (see
+        ``api/batcher.py``) fails as a single poll's read would.
+        """
+        if len(job_ids) == 1:  # a lone poll: the plain query, no list to expand
+            job = self.get_job(job_ids[0])
+            return {} if job is None else {job.id: job}
+        if not job_ids:
+            return {}
+        query = select(JOBS).where(JOBS.c.id.in_(list(dict.fromkeys(job_ids))))
+        with self._begin("read a job") as connection:
+            rows = connection.execute(query).mappings().all()
+        return {job.id: job for job in map(job_row, rows)}
 
     def find_reusable(
         self, cache_key: str, *, now: datetime, fresh_after: datetime | None = None

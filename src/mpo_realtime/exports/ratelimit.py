@@ -6,9 +6,9 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import (
@@ -17,6 +17,7 @@ from limits.storage import (
     Storage,
     storage_from_string,
 )
+from redis.exceptions import NoScriptError
 
 from mpo_realtime.domain.errors import MpoError, StoreError
 
@@ -230,20 +231,61 @@ class RedisWindows:
     def __init__(self, storage: RedisStorage) -> None:
         self._storage = storage
         self._script = storage.get_connection().register_script(HIT_SLIDING_WINDOW_LUA.encode())
+        # the storage's own client (limits types it by a protocol without pipelines)
+        self._connection = self._script.registered_client
 
     def hit(
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> tuple[bool, tuple[int, float, int, float]]:
         """``acquire_sliding_window_entry`` and then ``get_sliding_window``'s answers."""
         current_key = self._storage.prefixed_key(f"{{{key}}}")
-        answer = self._script([f"{current_key}/-1", current_key], [limit, expiry, amount])
-        acquired, previous_count, previous_ttl, current_count, current_ttl = answer
-        return bool(acquired), (
-            int(previous_count or 0),
-            max(0, float(previous_ttl or 0)) / 1000,
-            int(current_count or 0),
-            max(0, float(current_ttl or 0)) / 1000,
+        return _hit_answer(
+            self._script([f"{current_key}/-1", current_key], [limit, expiry, amount])
         )
+
+    def hits(
+        self, hits: Sequence[tuple[str, int, int, int]]
+    ) -> list[tuple[bool, tuple[int, float, int, float]] | Exception]:
+        """:meth:`hit` of each ``(key, limit, expiry, amount)``, in order, in one round trip.
+
+        A pipeline without a transaction of the same script calls: Redis runs them one
+        after the other, as it would one by one, so each answer is the one :meth:`hit`
+        would give there. A call that fails is its exception, in its place; a connection
+        that fails raises.
+        """
+        answers: list[Any] = self._run(hits)
+        unknown = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if unknown:
+            # Redis lost its scripts (restart, SCRIPT FLUSH): those calls ran nothing
+            self._script.sha = self._connection.script_load(self._script.script)
+            for i, answer in zip(unknown, self._run([hits[i] for i in unknown]), strict=True):
+                answers[i] = answer
+        return [
+            answer if isinstance(answer, Exception) else _hit_answer(answer) for answer in answers
+        ]
+
+    def _run(self, hits: Sequence[tuple[str, int, int, int]]) -> list[Any]:
+        # EVALSHA itself: redis-py's Script on a pipeline asks SCRIPT EXISTS first, a second
+        # round trip on every batch
+        pipeline = self._connection.pipeline(transaction=False)
+        for key, limit, expiry, amount in hits:
+            current_key = self._storage.prefixed_key(f"{{{key}}}")
+            pipeline.evalsha(
+                self._script.sha, 2, f"{current_key}/-1", current_key, limit, expiry, amount
+            )
+        answers: list[Any] = pipeline.execute(raise_on_error=False)
+        return answers
+
+
+def _hit_answer(answer: Any) -> tuple[bool, tuple[int, float, int, float]]:
+    """The script's answer as ``(acquired, get_sliding_window's answer)``."""
+    acquired, previous_count, previous_ttl, current_count, current_ttl = answer
+    return bool(acquired), (
+        int(previous_count or 0),
+        max(0, float(previous_ttl or 0)) / 1000,
+        int(current_count or 0),
+        max(0, float(current_ttl or 0)) / 1000,
+    )
 
 
 class _Windows(Protocol):
@@ -342,6 +384,39 @@ class RateLimiter:
         except Exception as exc:
             raise StoreError(f"rate-limit storage failed: {exc}") from exc
         return self._decision(budget, allowed, item, expiry, window)
+
+    def hits(self, hits: Sequence[tuple[str, str, RateLimitItem]]) -> list[Decision | StoreError]:
+        """:meth:`hit` of each ``(budget, key, item)``, in order: each its decision or error.
+
+        On Redis, several hits are one round trip (:meth:`RedisWindows.hits`), each
+        answered as it would be alone; a storage that fails as a whole raises
+        :class:`StoreError`. Elsewhere, and for a lone hit, this is :meth:`hit` of each.
+        """
+        if self._redis_windows is None or len(hits) == 1:
+            decisions: list[Decision | StoreError] = []
+            for budget, key, item in hits:
+                try:
+                    decisions.append(self.hit(budget, key, item))
+                except StoreError as exc:
+                    decisions.append(exc)
+            return decisions
+        try:
+            answers = self._redis_windows.hits(
+                [
+                    (_storage_key(item, budget, key), item.amount, item.get_expiry(), 1)
+                    for budget, key, item in hits
+                ]
+            )
+        except Exception as exc:
+            raise StoreError(f"rate-limit storage failed: {exc}") from exc
+        results: list[Decision | StoreError] = []
+        for (budget, _, item), answer in zip(hits, answers, strict=True):
+            if isinstance(answer, Exception):
+                results.append(StoreError(f"rate-limit storage failed: {answer}"))
+            else:
+                allowed, window = answer
+                results.append(self._decision(budget, allowed, item, item.get_expiry(), window))
+        return results
 
     def peek(self, budget: str, key: str, item: RateLimitItem) -> Decision:
         """The state of ``budget`` for ``key`` without spending; ``allowed``: one more fits."""

@@ -7,7 +7,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -260,7 +260,27 @@ class ExportService:
 
     def status(self, client: Client, job_id: str) -> Job:
         """The job as ``client`` may see it; an unseen or unknown job is export-not-found."""
-        return self._as_of_now(self._visible(client, job_id))
+        return self.status_of(client, job_id, self.jobs.get_job(self.job_key(job_id)))
+
+    def job_key(self, job_id: str) -> str:
+        """The job store's id of ``job_id`` (no I/O); a malformed one is export-not-found."""
+        try:
+            return str(uuid.UUID(job_id))
+        except ValueError:
+            raise self._not_found(job_id) from None
+
+    def read_jobs(self, job_keys: Sequence[str]) -> dict[str, Job | None]:
+        """The stored jobs of ``job_keys`` (from :meth:`job_key`), None if unknown: one read.
+
+        :meth:`status` of many polls at once is :meth:`job_key` of each, this once for
+        all of them, then :meth:`status_of` of each (``api/routes/reports.py``).
+        """
+        found = self.jobs.get_jobs(job_keys)
+        return {key: found.get(key) for key in job_keys}
+
+    def status_of(self, client: Client, job_id: str, job: Job | None) -> Job:
+        """:meth:`status` given the stored job of ``job_id`` (None if there is none)."""
+        return self._as_of_now(self._visible(client, job_id, job))
 
     def cached_status(self, client: Client, job_id: str) -> Job | None:
         """:meth:`status` without I/O, for a job known to be finished; None otherwise.
@@ -312,12 +332,7 @@ class ExportService:
             ErrorCode.EXPORT_NOT_FOUND, f"export {job_id[:64]} does not exist or is not visible"
         )
 
-    def _visible(self, client: Client, job_id: str) -> Job:
-        try:
-            canonical = str(uuid.UUID(job_id))
-        except ValueError:
-            raise self._not_found(job_id) from None
-        job = self.jobs.get_job(canonical)
+    def _visible(self, client: Client, job_id: str, job: Job | None) -> Job:
         if job is None or not client.covers(job.advertiser_ids):
             raise self._not_found(job_id)
         if job.status is not JobStatus.PENDING:

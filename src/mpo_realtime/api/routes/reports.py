@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.responses import FileResponse, Response
 
+from mpo_realtime.api.batcher import Batcher
 from mpo_realtime.api.body import read_body
 from mpo_realtime.api.deps import ReportClient, report_client, services_of
 from mpo_realtime.api.direct import DirectHandler
@@ -53,6 +54,20 @@ def _create_limiter(request: Request) -> anyio.CapacityLimiter:
     if limiter is None:
         limiter = state.create_limiter = anyio.CapacityLimiter(CREATE_THREADS)
     return limiter
+
+
+def _job_reads(request: Request) -> Batcher[str, Job | None]:
+    """The app's batcher of job reads: concurrent polls of unfinished jobs, one query."""
+    state = request.app.state
+    batcher: Batcher[str, Job | None] | None = getattr(state, "job_reads", None)
+    if batcher is None:
+        exports = services_of(request).exports
+
+        async def read(keys: Sequence[str]) -> Mapping[str, Job | None]:
+            return await run_in_threadpool(exports.read_jobs, keys)
+
+        batcher = state.job_reads = Batcher(read)
+    return batcher
 
 
 EnvelopeHeader = Annotated[
@@ -215,7 +230,9 @@ async def export_status(
     exports = services.exports
     job = exports.cached_status(client, reportId)
     if job is None:
-        job = await run_in_threadpool(exports.status, client, reportId)
+        # not known to be finished: read with the other polls waiting now (api/batcher.py)
+        stored = await _job_reads(request).get(exports.job_key(reportId))
+        job = exports.status_of(client, reportId, stored)
     retry = poll_retry_after(
         job, now=exports.clock(), ceiling=services.settings.poll_retry_after_seconds
     )
