@@ -35,6 +35,7 @@ PINNED: dict[str, list[str] | None] = {
     "mpo_realtime": ["__version__"],
     "mpo_realtime.api": None,
     "mpo_realtime.api.app": ["create_app"],
+    "mpo_realtime.api.batcher": ["MAX_BATCH", "Batcher"],
     "mpo_realtime.api.body": ["read_body"],
     "mpo_realtime.api.coalesce": ["HOLD_LIMIT", "CoalescingTransport"],
     "mpo_realtime.api.deps": ["IngestClient", "ReportClient", "ServicesDep", "services_of"],
