@@ -618,9 +618,11 @@ def test_export_matches_an_independent_oracle(oracle_api: Api) -> None:
 
     check()
     # The draws aim at about two thirds; hypothesis repeats what it found, so a run
-    # varies: a third is the floor below which the draws have stopped doing their job.
+    # varies: 24 seeds gave 23-54 non-empty of 60 (mean 39), and a full run 20. A
+    # quarter is the floor below which the draws have stopped doing their job (a third
+    # failed about one run in a hundred on draws alone).
     compared = OUTCOMES.get("compared non-empty files", 0)
-    assert compared >= sum(OUTCOMES.values()) // 3, OUTCOMES
+    assert compared >= sum(OUTCOMES.values()) // 4, OUTCOMES
 
 
 # -- the reference's own checks: hand-worked cases it must get right -----------------------
