@@ -28,6 +28,7 @@ __all__ = [
     "ARENA_MAX_ENV",
     "ARROW_POOL_ENV",
     "limit_arenas",
+    "prepare_allocators",
     "release_free_memory",
     "use_system_arrow_pool",
 ]
@@ -87,6 +88,13 @@ def use_system_arrow_pool() -> bool:
         return False
     pa.set_memory_pool(pa.system_memory_pool())
     return True
+
+
+def prepare_allocators(arena_max: int) -> None:
+    """What ``mpo serve`` and ``mpo worker`` do first, before any thread or Arrow
+    allocation: at most ``arena_max`` glibc arenas, and Arrow on glibc's malloc."""
+    limit_arenas(arena_max)
+    use_system_arrow_pool()
 
 
 def release_free_memory() -> None:

@@ -41,7 +41,7 @@ from mpo_realtime.api.server import server_options
 from mpo_realtime.deployment import signing_key_warning
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.logs import configure_logging, flush_logs
-from mpo_realtime.memory import limit_arenas, use_system_arrow_pool
+from mpo_realtime.memory import prepare_allocators
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 from mpo_realtime.status import report_status
@@ -185,8 +185,7 @@ def run(
     """
     # before the stores and the server start their threads, each of which would get an
     # arena of its own (docs/operations.md, "Memory, spilling and large exports")
-    limit_arenas(settings.malloc_arena_max)
-    use_system_arrow_pool()
+    prepare_allocators(settings.malloc_arena_max)
     configure_logging(logging.INFO, log_format=settings.log_format)
     if listen_fd is None:
         sock = bind(settings.host, settings.port)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from mpo_realtime.deployment import require_shared
 from mpo_realtime.domain.errors import MpoError
 from mpo_realtime.logs import configure_logging, flush_logs
-from mpo_realtime.memory import limit_arenas, use_system_arrow_pool
+from mpo_realtime.memory import prepare_allocators
 from mpo_realtime.services import Services
 from mpo_realtime.settings import Settings
 
@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 def run_worker(settings: Settings, *, say: Callable[[str], None] = print) -> None:
     """Run export jobs and sweeps until SIGTERM or SIGINT; raises ``NotShared`` at once
     when the event or job store cannot be shared with the API processes."""
-    # before any thread or Arrow allocation (see mpo_realtime.memory)
-    limit_arenas(settings.malloc_arena_max)
-    use_system_arrow_pool()
+    prepare_allocators(settings.malloc_arena_max)  # before any thread (mpo_realtime.memory)
     configure_logging(logging.INFO, log_format=settings.log_format)
     require_shared(settings, "mpo worker", rate_limits=False)
     if settings.runner_concurrency < 1:

@@ -325,6 +325,7 @@ PINNED: dict[str, list[str] | None] = {
         "ARENA_MAX_ENV",
         "ARROW_POOL_ENV",
         "limit_arenas",
+        "prepare_allocators",
         "release_free_memory",
         "use_system_arrow_pool",
     ],

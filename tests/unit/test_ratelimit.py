@@ -7,8 +7,10 @@ the same hits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -89,6 +91,24 @@ end
 """
 
 
+@contextlib.contextmanager
+def _beside_the_library(
+    redis_url: str,
+) -> Iterator[tuple[RedisStorage, RedisWindows, Callable[[int], None]]]:
+    """``limits``' ``RedisStorage`` in one namespace, :class:`RedisWindows` in another, and
+    a function moving Redis's clock for both by multiples of 7 s (every TTL shortened at
+    once); both namespaces are emptied afterwards."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
+    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
+    age = storage.get_connection().register_script(_AGE_KEYS.encode())
+    try:
+        yield storage, windows, lambda sevens: age([], [f"{namespace}*", sevens * 7000])
+    finally:
+        storage.reset()
+        RedisStorage(redis_url, key_prefix=namespace).reset()
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     limit=st.integers(1, 4),
@@ -105,24 +125,19 @@ def test_redis_windows_answer_as_the_storage_across_windows(
     a window's end or of a weighted count's step (the answers there would depend on which
     of the two was asked first), up to 61 × 7 s after the first hit.
     """
-    namespace = f"test-{uuid.uuid4().hex}"
-    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
-    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
-    age = storage.get_connection().register_script(_AGE_KEYS.encode())
     expiry = 61
-    for sevens, amount in steps:
-        if sevens:
-            age([], [f"{namespace}*", sevens * 7000])
-        acquired, window = windows.hit("k", limit, expiry, amount)
-        expected_acquired = storage.acquire_sliding_window_entry("k", limit, expiry, amount)
-        expected = storage.get_sliding_window("k", expiry)
-        assert acquired == expected_acquired
-        assert (window[0], window[2]) == (expected[0], expected[2])
-        # the two TTLs are read moments apart
-        assert window[1] == pytest.approx(expected[1], abs=0.2)
-        assert window[3] == pytest.approx(expected[3], abs=0.2)
-    storage.reset()
-    RedisStorage(redis_url, key_prefix=namespace).reset()
+    with _beside_the_library(redis_url) as (storage, windows, move_clock):
+        for sevens, amount in steps:
+            if sevens:
+                move_clock(sevens)
+            acquired, window = windows.hit("k", limit, expiry, amount)
+            expected_acquired = storage.acquire_sliding_window_entry("k", limit, expiry, amount)
+            expected = storage.get_sliding_window("k", expiry)
+            assert acquired == expected_acquired
+            assert (window[0], window[2]) == (expected[0], expected[2])
+            # the two TTLs are read moments apart
+            assert window[1] == pytest.approx(expected[1], abs=0.2)
+            assert window[3] == pytest.approx(expected[3], abs=0.2)
 
 
 @settings(max_examples=25, deadline=None)
@@ -146,27 +161,22 @@ def test_redis_windows_batched_hits_answer_as_one_by_one_across_windows(
     time through ``limits``' ``RedisStorage`` in another, with Redis's clock moved for
     both between batches (as in the test above: 61 s windows, steps of 7 s).
     """
-    namespace = f"test-{uuid.uuid4().hex}"
-    storage = RedisStorage(redis_url, key_prefix=f"{namespace}-reference")
-    windows = RedisWindows(RedisStorage(redis_url, key_prefix=namespace))
-    age = storage.get_connection().register_script(_AGE_KEYS.encode())
     expiry = 61
-    for sevens, hits in steps:
-        if sevens:
-            age([], [f"{namespace}*", sevens * 7000])
-        answers = windows.hits([(key, limit, expiry, amount) for key, amount in hits])
-        assert len(answers) == len(hits)
-        for (key, amount), answer in zip(hits, answers, strict=True):
-            assert not isinstance(answer, Exception)
-            acquired, window = answer
-            expected_acquired = storage.acquire_sliding_window_entry(key, limit, expiry, amount)
-            expected = storage.get_sliding_window(key, expiry)
-            assert acquired == expected_acquired
-            assert (window[0], window[2]) == (expected[0], expected[2])
-            assert window[1] == pytest.approx(expected[1], abs=0.2)
-            assert window[3] == pytest.approx(expected[3], abs=0.2)
-    storage.reset()
-    RedisStorage(redis_url, key_prefix=namespace).reset()
+    with _beside_the_library(redis_url) as (storage, windows, move_clock):
+        for sevens, hits in steps:
+            if sevens:
+                move_clock(sevens)
+            answers = windows.hits([(key, limit, expiry, amount) for key, amount in hits])
+            assert len(answers) == len(hits)
+            for (key, amount), answer in zip(hits, answers, strict=True):
+                assert not isinstance(answer, Exception)
+                acquired, window = answer
+                expected_acquired = storage.acquire_sliding_window_entry(key, limit, expiry, amount)
+                expected = storage.get_sliding_window(key, expiry)
+                assert acquired == expected_acquired
+                assert (window[0], window[2]) == (expected[0], expected[2])
+                assert window[1] == pytest.approx(expected[1], abs=0.2)
+                assert window[3] == pytest.approx(expected[3], abs=0.2)
 
 
 def test_redis_limiter_batched_hits_decide_as_one_by_one(redis_url: str) -> None:

@@ -75,19 +75,18 @@ async def _spend_budget(request: Request, services: Services, client: Client, ro
     else:
         amount = settings.ingest_requests_per_minute
     limiter = services.limiter
-    detail = f"over the {role.value} budget of {amount} requests per minute"
-    if not limiter.shared:
-        # in memory a hit is a dict update: no I/O, no thread
-        decision = limiter.check(role.value, client.client_id, per_minute(amount), detail)
-    else:
+    item = per_minute(amount)
+    if limiter.shared:
         # a shared (Redis) store is I/O: concurrent hits go in one round trip
-        hit = _Hit(role.value, client.client_id, per_minute(amount))
-        answer = await _shared_hits(request, services).get(hit)
+        answer = await _shared_hits(request, services).get(_Hit(role.value, client.client_id, item))
         if isinstance(answer, StoreError):
             raise answer
         decision = answer
-        if not decision.allowed:
-            raise RateLimited(decision, detail)
+    else:
+        # in memory a hit is a dict update: no I/O, no thread
+        decision = limiter.hit(role.value, client.client_id, item)
+    if not decision.allowed:
+        raise RateLimited(decision, f"over the {role.value} budget of {amount} requests per minute")
     request.state.ratelimit = decision
 
 

@@ -238,10 +238,12 @@ class RedisWindows:
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> tuple[bool, tuple[int, float, int, float]]:
         """``acquire_sliding_window_entry`` and then ``get_sliding_window``'s answers."""
+        return _hit_answer(self._script(self._keys(key), [limit, expiry, amount]))
+
+    def _keys(self, key: str) -> list[str]:
+        """The script's KEYS: the storage's previous and current window keys of ``key``."""
         current_key = self._storage.prefixed_key(f"{{{key}}}")
-        return _hit_answer(
-            self._script([f"{current_key}/-1", current_key], [limit, expiry, amount])
-        )
+        return [f"{current_key}/-1", current_key]
 
     def hits(
         self, hits: Sequence[tuple[str, int, int, int]]
@@ -269,10 +271,7 @@ class RedisWindows:
         # round trip on every batch
         pipeline = self._connection.pipeline(transaction=False)
         for key, limit, expiry, amount in hits:
-            current_key = self._storage.prefixed_key(f"{{{key}}}")
-            pipeline.evalsha(
-                self._script.sha, 2, f"{current_key}/-1", current_key, limit, expiry, amount
-            )
+            pipeline.evalsha(self._script.sha, 2, *self._keys(key), limit, expiry, amount)
         answers: list[Any] = pipeline.execute(raise_on_error=False)
         return answers
 
