@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS write_marks (
     written_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (advertiser_id, hour)
 );
+-- UTC days whose rows were rewritten in (advertiser, campaign, minute) order (clustering).
+CREATE TABLE IF NOT EXISTS clustered_days (
+    day TIMESTAMPTZ PRIMARY KEY,
+    clustered_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ingest_keys (
     key VARCHAR PRIMARY KEY,
     events BIGINT NOT NULL,
@@ -95,11 +100,14 @@ SELECT key, events, digest FROM ingest_keys WHERE list_contains($keys, key);
 INSERT INTO ingest_keys VALUES ($key, $events, $digest, $created_at);
 
 -- name: compact
--- Folds the rows of [lo, hi) into one row per roll-up key, as insert_aggregated does:
--- a key whose sums would pass a row's range keeps its rows.
+-- Folds the rows of [lo, hi) of advertisers adv_lo..adv_hi into one row per roll-up key,
+-- as insert_aggregated does (a key whose sums would pass a row's range keeps its rows),
+-- and writes them back in (advertiser, campaign, minute) order: see clustering in
+-- duckdb_store.py.
 CREATE TEMP TABLE compacted AS
 WITH ranged AS (
-    SELECT * FROM rollup WHERE minute >= $lo AND minute < $hi
+    SELECT * FROM rollup
+    WHERE minute >= $lo AND minute < $hi AND advertiser_id BETWEEN $adv_lo AND $adv_hi
 ), sums AS (
     SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
            sum(displays) AS displays, sum(clicks) AS clicks, sum(cost) AS cost
@@ -119,9 +127,29 @@ SELECT minute, advertiser_id, partner_id, campaign_id, seller_id, product_id,
 FROM ranged AS r
 JOIN folded AS f USING (minute, advertiser_id, partner_id, campaign_id, seller_id, product_id)
 WHERE NOT f.fits;
-DELETE FROM rollup WHERE minute >= $lo AND minute < $hi;
-INSERT INTO rollup SELECT * FROM compacted;
+DELETE FROM rollup
+WHERE minute >= $lo AND minute < $hi AND advertiser_id BETWEEN $adv_lo AND $adv_hi;
+INSERT INTO rollup SELECT * FROM compacted ORDER BY advertiser_id, campaign_id, minute;
 DROP TABLE compacted;
+
+-- name: day_advertisers
+-- Roll-up rows of each advertiser in [lo, hi): how a day's clustering is cut in steps.
+SELECT advertiser_id, count(*) FROM rollup WHERE minute >= $lo AND minute < $hi
+GROUP BY advertiser_id ORDER BY advertiser_id;
+
+-- name: unclustered_days
+-- One scan of the minute column, when the store opens.
+SELECT DISTINCT date_trunc('day', minute) FROM rollup
+EXCEPT SELECT day FROM clustered_days;
+
+-- name: clustered_days
+SELECT day FROM clustered_days;
+
+-- name: mark_clustered
+INSERT OR REPLACE INTO clustered_days VALUES ($day, $now);
+
+-- name: purge_clustered_days
+DELETE FROM clustered_days WHERE day < $before::TIMESTAMPTZ - INTERVAL 1 DAY;
 
 -- name: cost_type
 SELECT data_type FROM duckdb_columns()
