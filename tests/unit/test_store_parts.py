@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mpo_realtime.domain.plan import QueryPlan
 from mpo_realtime.domain.report import Dimension, FileFormat
@@ -112,19 +115,93 @@ PLANS = [
 ]
 
 
+def _cut(store: DuckDBEventStore, overlapped: bool) -> None:
+    """Reads of more than 50 rows in parts: overlapped (where the first key allows) or one
+    after the other."""
+    store.part_rows = 50  # a few dozen parts of the ~1,200 rows
+    store.overlap_rows = 30 if overlapped else None
+
+
+@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: ",".join(d.value for d in p.dimensions))
 def test_parts_give_the_files_of_one_query(
-    store: DuckDBEventStore, plan: QueryPlan, caplog: pytest.LogCaptureFixture
+    store: DuckDBEventStore, plan: QueryPlan, overlapped: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     whole = _files(store, plan)
     assert whole[0] == whole[1] and whole[2] == whole[3]  # typed rows and lines agree
-    store.part_rows = 50  # a few dozen parts of the ~1,200 rows
+    _cut(store, overlapped)
     with caplog.at_level(logging.INFO, logger="mpo_realtime.store.duckdb_store"):
         parts = _files(store, plan)
     assert parts == whole
     cut = [r.message for r in caplog.records if r.message.startswith("report read of")]
     # each read (typed and lines, CSV and JSON) in many parts, unless it has no rows
     assert len(cut) == (0 if plan.campaign_ids == (99,) else 4), cut
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "overlapped"),
+    [
+        ([Dimension.HOUR, Dimension.PRODUCT_ID], True),
+        ([Dimension.ADVERTISER_ID, Dimension.PRODUCT_ID], True),
+        # rows are not stored in product order: more parts would each scan everything
+        ([Dimension.PRODUCT_ID, Dimension.HOUR], False),
+    ],
+)
+def test_parts_overlap_where_the_first_key_is_stored_in_order(
+    store: DuckDBEventStore, dimensions: list[Dimension], overlapped: bool
+) -> None:
+    _cut(store, overlapped=True)
+    batches = store.aggregate(_plan(dimensions), batch_rows=5)
+    next(batches)
+    helpers = [t for t in threading.enumerate() if t.name.startswith("report-part")]
+    assert bool(helpers) == overlapped
+    assert isinstance(batches, Generator)
+    batches.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dimensions=st.lists(
+        st.sampled_from(
+            [
+                Dimension.ADVERTISER_ID,
+                Dimension.CAMPAIGN_ID,
+                Dimension.SELLER_ID,
+                Dimension.PRODUCT_ID,
+                Dimension.PARTNER_ID,
+            ]
+        ),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    time=st.sampled_from([None, Dimension.HOUR, Dimension.DAY, Dimension.MINUTE]),
+    at=st.integers(0, 4),
+    part_rows=st.integers(20, 400),
+    overlapped=st.booleans(),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "Asia/Kathmandu"]),
+)
+def test_parts_are_the_rows_of_one_query(
+    store: DuckDBEventStore,
+    dimensions: list[Dimension],
+    time: Dimension | None,
+    at: int,
+    part_rows: int,
+    overlapped: bool,
+    zone: str,
+) -> None:
+    # Whatever the keys and their order, the ranges and the column bounds they imply
+    # (``_implied_bounds``) keep every row in exactly one part, in the order of one query.
+    if time is not None:
+        dimensions.insert(min(at, len(dimensions)), time)
+    plan = _plan(dimensions, zone=zone)
+    store.part_rows, store.overlap_rows = 10**9, None
+    whole = _rows(store.aggregate(plan, batch_rows=97))
+    store.part_rows = part_rows
+    store.overlap_rows = max(10, part_rows // 2) if overlapped else None
+    assert _rows(store.aggregate(plan, batch_rows=97)) == whole
 
 
 #: a store that cannot hold the aggregate and the sort of 600,000 groups in one query
@@ -193,12 +270,16 @@ def _rows(batches: Iterator[pa.RecordBatch]) -> list[dict[str, object]]:
     return [row for batch in batches for row in batch.to_pylist()]
 
 
-def test_every_part_reads_the_snapshot_of_the_first(store: DuckDBEventStore) -> None:
-    # Each part is a query of its own: every one sees the store as it was when the read
-    # began, even when rows are committed between two parts.
-    plan = _plan([Dimension.PRODUCT_ID, Dimension.ADVERTISER_ID, Dimension.DAY])
+@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
+def test_every_part_reads_the_snapshot_of_the_first(
+    store: DuckDBEventStore, overlapped: bool
+) -> None:
+    # Parts run one after the other or, where the memory allows, each while the one before
+    # is read, on a second cursor: either way every part sees the store as it was when the
+    # read began, even when rows are committed between two parts.
+    plan = _plan([Dimension.ADVERTISER_ID, Dimension.PRODUCT_ID, Dimension.DAY])
     before = _rows(store.aggregate(plan))
-    store.part_rows = 50
+    _cut(store, overlapped)
     batches = store.aggregate(plan, batch_rows=7)
     first = next(batches)
     store.append(rollup_table(_events()))  # every key's sums double, in every part
@@ -206,14 +287,16 @@ def test_every_part_reads_the_snapshot_of_the_first(store: DuckDBEventStore) -> 
     assert _rows(store.aggregate(plan)) != before  # the commit is there for a new read
 
 
+@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
 def test_a_read_in_parts_given_up_midway_leaves_the_store_usable(
-    store: DuckDBEventStore,
+    store: DuckDBEventStore, overlapped: bool
 ) -> None:
-    # The export is cancelled between batches of a part, or at a part's end: giving up
-    # the iterator ends its transaction, and reads and writes go on.
+    # The export is cancelled between batches of a part, or at a part's end, maybe while
+    # the next part's query runs on the second cursor: giving up the iterator stops it and
+    # ends its transactions, and reads and writes go on.
     plan = _plan([Dimension.HOUR, Dimension.PRODUCT_ID, Dimension.SELLER_ID])
     whole = _rows(store.aggregate(plan))
-    store.part_rows = 50
+    _cut(store, overlapped)
     for taken in (1, 5, 40):
         batches = store.aggregate(plan, batch_rows=3)
         for _ in range(taken):

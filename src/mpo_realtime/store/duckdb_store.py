@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,8 +40,8 @@ import pyarrow.compute as pc
 
 from mpo_realtime.domain.errors import StoreError
 from mpo_realtime.domain.events import EventBatchError, EventIssue
-from mpo_realtime.domain.plan import QueryPlan
-from mpo_realtime.domain.report import FileFormat
+from mpo_realtime.domain.plan import ID_COLUMNS, QueryPlan
+from mpo_realtime.domain.report import Dimension, FileFormat
 from mpo_realtime.store.base import (
     Catalog,
     IdempotencyConflict,
@@ -150,6 +150,54 @@ def _steps(counts: list[tuple[int, int]], rows: int) -> list[tuple[int, int]]:
     return [(first, last) for first, last, _ in steps]
 
 
+def _stored_in_order(plan: QueryPlan) -> bool:
+    """Whether ``plan``'s first sort key is one the stored rows are ordered by (time, and
+    advertiser within a clustered day): a range of it reads only its own row groups, so
+    cutting the read in more parts costs little more."""
+    first = plan.dimensions[0]
+    return first.is_time or first is Dimension.ADVERTISER_ID
+
+
+def _implied_bounds(
+    plan: QueryPlan, fields: int, low: Any, high: Any
+) -> tuple[list[str], dict[str, Any]]:
+    """Plain column conditions that ``low <= key < high`` implies, over the first
+    ``fields`` sort keys (a struct past one), for DuckDB to skip row groups by their
+    min/max: a struct comparison is not pushed into the scan.
+
+    The leading fields that ``low`` and ``high`` share are equal in every row of the
+    range, and the next one lies between theirs. A time bucket is bounded through
+    ``minute``: a bucket at or after a bucket start B holds only minutes at or after B.
+    """
+    if fields == 1 and not plan.dimensions[0].is_time:
+        return [], {}  # the range is on the column itself already
+    lows = [None] * fields if low is None else ([low] if fields == 1 else list(low.values()))
+    highs = [None] * fields if high is None else ([high] if fields == 1 else list(high.values()))
+    conditions: list[str] = []
+    values: dict[str, Any] = {}
+    for i, dimension in enumerate(plan.dimensions[:fields]):
+        last = i == fields - 1 or lows[i] is None or highs[i] is None or lows[i] != highs[i]
+        name = f"implied_{i}"
+        if dimension.is_time:
+            if lows[i] is not None:
+                conditions.append(f"minute >= ${name}_low")
+                values[f"{name}_low"] = lows[i]
+            if fields == 1 and highs[i] is not None:
+                conditions.append(f"minute < ${name}_high")  # bucket < B: minute < B
+                values[f"{name}_high"] = highs[i]
+        else:
+            column = ID_COLUMNS[dimension]
+            if lows[i] is not None:
+                conditions.append(f"{column} >= ${name}_low")
+                values[f"{name}_low"] = lows[i]
+            if highs[i] is not None:
+                conditions.append(f"{column} <= ${name}_high")
+                values[f"{name}_high"] = highs[i]
+        if last:
+            break
+    return conditions, values
+
+
 def _statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
@@ -193,7 +241,7 @@ class DuckDBEventStore:
             for statement in _statements(SQL["schema"]):
                 self._conn.execute(statement)
             migrate(self._conn, self.path)
-            self.part_rows = self._part_rows(self._conn)
+            self.part_rows, self.overlap_rows = self._part_rows(self._conn)
             self._clustered = {
                 row[0] for row in self._conn.execute(SQL["clustered_days"]).fetchall()
             }
@@ -586,15 +634,22 @@ class DuckDBEventStore:
     #: sort-key rows sampled to choose the ranges
     _SAMPLE_ROWS = 20_000
     _MIN_PART_ROWS = 50_000
+    #: parts smaller than this (for want of memory) are not worth overlapping
+    _MIN_OVERLAP_ROWS = 500_000
 
     @classmethod
-    def _part_rows(cls, conn: duckdb.DuckDBPyConnection) -> int:
-        """Input rows one report query may read, from the engine's memory limit."""
+    def _part_rows(cls, conn: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
+        """Input rows one report query may read, from the engine's memory limit: alone, and
+        beside a second query (None if too few to be worth it)."""
         limit_text, threads = conn.execute(
             "SELECT current_setting('memory_limit'), current_setting('threads')"
         ).fetchall()[0]
-        budget = _bytes(str(limit_text)) - cls._BYTES_PER_THREAD * int(threads)
-        return max(cls._MIN_PART_ROWS, budget // cls._BYTES_PER_ROW)
+        limit, fixed = _bytes(str(limit_text)), cls._BYTES_PER_THREAD * int(threads)
+        alone = max(cls._MIN_PART_ROWS, (limit - fixed) // cls._BYTES_PER_ROW)
+        # Two queries at once, each with its whole need: the part being read keeps its
+        # sorted rows pinned while the next part aggregates and sorts.
+        beside = (limit - 2 * fixed) // (2 * cls._BYTES_PER_ROW)
+        return alone, (beside if beside >= cls._MIN_OVERLAP_ROWS else None)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._cursor_lock, _translated("open a cursor"):
@@ -618,33 +673,112 @@ class DuckDBEventStore:
         """The rows of ``render``'s SQL, in parts if large (see "reads" above)."""
         params: dict[str, Any] = {"start": plan.start, "end": plan.end}
         cursor = self._cursor()
+        ahead: duckdb.DuckDBPyConnection | None = None
         with self._cursor_lock:
             self._readers += 1
         try:
             with _translated("run a report query"):
                 # one snapshot for every part (closing the cursor ends the transaction)
                 cursor.execute("BEGIN TRANSACTION")
-                for part, bounds in self._parts(cursor, plan, params):
-                    reader: pa.RecordBatchReader = cursor.sql(
-                        render(part), params={**params, **bounds}
-                    ).to_arrow_reader(batch_rows)
-                    yield from reader
+                count = self._input_rows(cursor, plan, params)
+                overlap = self.overlap_rows is not None and _stored_in_order(plan)
+                if count <= self.part_rows or not overlap:
+                    for part, bounds in self._parts(cursor, plan, params, count, self.part_rows):
+                        reader: pa.RecordBatchReader = cursor.sql(
+                            render(part), params={**params, **bounds}
+                        ).to_arrow_reader(batch_rows)
+                        yield from reader
+                    return
+                # In parts, each part's query running while the one before is read, on a
+                # second cursor that sees the same snapshot (see _pinned).
+                ahead = self._cursor()
+                self._pinned(cursor, ahead)
+                assert self.overlap_rows is not None
+                parts = self._parts(cursor, plan, params, count, self.overlap_rows)
+            yield from self._overlapped((cursor, ahead), render, parts, params, batch_rows)
         finally:
             with self._cursor_lock:
                 self._readers -= 1
+            if ahead is not None:
+                ahead.close()
             cursor.close()
 
-    def _parts(
-        self, cursor: duckdb.DuckDBPyConnection, plan: QueryPlan, params: dict[str, Any]
-    ) -> list[tuple[str | None, dict[str, Any]]]:
-        """Conditions cutting ``plan``'s rows into consecutive ranges of its sort order, each
-        of at most about ``part_rows`` input rows; one part, no condition, if it fits."""
+    def _pinned(self, *cursors: duckdb.DuckDBPyConnection) -> None:
+        """Start a transaction on each of ``cursors`` with one snapshot: on the writer
+        thread, between two of its commits (it makes every commit to the store)."""
+
+        def begin(_: duckdb.DuckDBPyConnection) -> None:
+            for cursor in cursors:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")  # the snapshot of the count, if any
+                cursor.execute("BEGIN TRANSACTION")
+                # DuckDB takes a transaction's snapshot when it first reads the store
+                cursor.execute("SELECT count(*) FROM rollup WHERE false").fetchall()
+
+        self.call(begin)
+
+    @staticmethod
+    def _overlapped(
+        cursors: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+        render: Callable[[str | None], str],
+        parts: list[tuple[str | None, dict[str, Any]]],
+        params: dict[str, Any],
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """The parts' rows in turn; each part's query (aggregate and sort, before its first
+        row) runs on a helper thread while the caller writes the part before it."""
+
+        def start(index: int) -> pa.RecordBatchReader:
+            part, bounds = parts[index]
+            with _translated("run a report query"):
+                return (
+                    cursors[index % 2]
+                    .sql(render(part), params={**params, **bounds})
+                    .to_arrow_reader(batch_rows)
+                )
+
+        with ThreadPoolExecutor(1, thread_name_prefix="report-part") as pool:
+            coming: Future[pa.RecordBatchReader] = pool.submit(start, 0)
+            index = -1
+            try:
+                for index in range(len(parts)):
+                    reader = coming.result()
+                    if index + 1 < len(parts):
+                        # the other cursor: its last part was read to the end already
+                        coming = pool.submit(start, index + 1)
+                    with _translated("run a report query"):
+                        yield from reader
+            finally:
+                if not coming.cancel() and not coming.done():
+                    # given up (or failed) while the next part's query runs: stop it
+                    cursors[(index + 1) % 2].interrupt()
+                with contextlib.suppress(BaseException):
+                    coming.result()
+
+    @staticmethod
+    def _input_rows(
+        cursor: duckdb.DuckDBPyConnection, plan: QueryPlan, params: dict[str, Any]
+    ) -> int:
+        """Rows of the store that ``plan`` reads."""
         where = render_where(plan)
         rows = cursor.execute(f"SELECT count(*) FROM rollup WHERE {where}", params).fetchall()
-        count = int(rows[0][0])
-        if count <= self.part_rows:
+        return int(rows[0][0])
+
+    def _parts(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        plan: QueryPlan,
+        params: dict[str, Any],
+        count: int,
+        part_rows: int,
+    ) -> list[tuple[str | None, dict[str, Any]]]:
+        """Conditions cutting ``plan``'s rows (``count`` of them) into consecutive ranges of
+        its sort order, each of at most about ``part_rows`` input rows; one part, no
+        condition, if it fits."""
+        if count <= part_rows:
             return [(None, {})]
-        wanted = math.ceil(count / self.part_rows)
+        where = render_where(plan)
+        wanted = math.ceil(count / part_rows)
         keys = key_expressions(plan)
         quantiles = [i / wanted for i in range(1, wanted)]
         # For each prefix of the sort keys, the quantiles of a sample; the shortest prefix
@@ -680,7 +814,8 @@ class DuckDBEventStore:
             if high is not None:
                 conditions.append(f"{key} < $part_high")
                 values["part_high"] = high
-            parts.append((" AND ".join(conditions), values))
+            implied, more = _implied_bounds(plan, chosen, low, high)
+            parts.append((" AND ".join(implied + conditions), values | more))
         log.info("report read of %d input rows in %d parts", count, len(parts))
         return parts
 
