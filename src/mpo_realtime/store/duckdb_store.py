@@ -322,10 +322,11 @@ class DuckDBEventStore:
         moment = now or datetime.now(UTC)
         return bool(self.call(lambda conn: self._compact(conn, moment, step=step)))
 
-    def cluster(self, now: datetime | None = None) -> bool:
-        """One clustering step (see "clustering" below); True if more remain."""
+    def maintain(self, now: datetime | None = None) -> bool:
+        """One step of the maintenance the writer runs on its own (a compaction step, else
+        a clustering step, below), now; True if more is waiting."""
         moment = now or datetime.now(UTC)
-        return bool(self.call(lambda conn: self._cluster(conn, moment)))
+        return bool(self.call(lambda conn: self._maintenance(conn, moment)))
 
     #: minutes folded per maintenance step, so ingestion waits at most one step's time
     compaction_step = timedelta(minutes=15)
@@ -379,7 +380,7 @@ class DuckDBEventStore:
                     next_maintenance = now + 0.25
                     continue
                 due_since = None
-                more = self._maintenance()
+                more = self._maintenance(self._conn, datetime.now(UTC))
                 # With more to fold, the next step follows the next flush at once.
                 next_maintenance = time.monotonic() + (0.0 if more else self.maintenance_interval)
 
@@ -392,12 +393,15 @@ class DuckDBEventStore:
         else:
             settle(item.future, result)
 
-    def _maintenance(self) -> bool:
-        """One compaction step, else one clustering step; True if more work is waiting."""
-        now = datetime.now(UTC)
-        if self._compact(self._conn, now, step=self.compaction_step):
+    def _maintenance(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> bool:
+        """One compaction step, else one clustering step; True if more work is waiting.
+
+        Clustering waits until compaction has no settled minute left: folded after it,
+        those minutes would move to the table's end.
+        """
+        if self._compact(conn, now, step=self.compaction_step):
             return True
-        return self._cluster(self._conn, now)
+        return self._cluster(conn, now)
 
     def _insert(self, conn: duckdb.DuckDBPyConnection, table: pa.Table, *, aggregate: bool) -> None:
         if table.num_rows == 0:
@@ -576,8 +580,6 @@ class DuckDBEventStore:
         """Rewrite one advertiser range of the oldest settled unclustered day; True if
         more clustering is waiting."""
         settled = now.replace(second=0, microsecond=0) - _LIVE
-        if self._dirty is not None:
-            settled = min(settled, self._dirty[0])  # folding comes first
         if self._clustering is None:
             ready = sorted(day for day in self._unclustered if day + _DAY <= settled)
             if not ready:
