@@ -105,7 +105,8 @@ def main() -> None:
         params = {"start": plan.start, "end": plan.end}
         try:
             cursor.execute("BEGIN TRANSACTION")
-            parts = store._parts(cursor, plan, params)  # noqa: SLF001
+            count = store._input_rows(cursor, plan, params)  # noqa: SLF001
+            parts = store._parts(cursor, plan, params, count, store.part_rows)  # noqa: SLF001
             for i, (part, bounds) in enumerate(parts):
                 target = f"{path}.{i}"
                 cursor.execute(
