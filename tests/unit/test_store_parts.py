@@ -115,11 +115,21 @@ PLANS = [
 ]
 
 
+def _clustered(store: DuckDBEventStore) -> None:
+    """Run the store's maintenance to its end: its days are then clustered."""
+    while store.compact():
+        pass
+    while store.maintain():
+        pass
+
+
 def _cut(store: DuckDBEventStore, overlapped: bool) -> None:
-    """Reads of more than 50 rows in parts: overlapped (where the first key allows) or one
-    after the other."""
+    """Reads of more than 50 rows in parts: overlapped (where the first key allows: its
+    days clustered) or, in the store's arrival order, one after the other."""
     store.part_rows = 50  # a few dozen parts of the ~1,200 rows
     store.overlap_rows = 30 if overlapped else None
+    if overlapped:
+        _clustered(store)
 
 
 @pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
@@ -139,18 +149,22 @@ def test_parts_give_the_files_of_one_query(
 
 
 @pytest.mark.parametrize(
-    ("dimensions", "overlapped"),
+    ("dimensions", "clustered", "overlapped"),
     [
-        ([Dimension.HOUR, Dimension.PRODUCT_ID], True),
-        ([Dimension.ADVERTISER_ID, Dimension.PRODUCT_ID], True),
-        # rows are not stored in product order: more parts would each scan everything
-        ([Dimension.PRODUCT_ID, Dimension.HOUR], False),
+        ([Dimension.HOUR, Dimension.PRODUCT_ID], False, True),
+        ([Dimension.ADVERTISER_ID, Dimension.PRODUCT_ID], True, True),
+        # in arrival order every row group holds every advertiser: more parts would each
+        # scan everything, and so would parts of products at all times
+        ([Dimension.ADVERTISER_ID, Dimension.PRODUCT_ID], False, False),
+        ([Dimension.PRODUCT_ID, Dimension.HOUR], True, False),
     ],
 )
 def test_parts_overlap_where_the_first_key_is_stored_in_order(
-    store: DuckDBEventStore, dimensions: list[Dimension], overlapped: bool
+    store: DuckDBEventStore, dimensions: list[Dimension], clustered: bool, overlapped: bool
 ) -> None:
-    _cut(store, overlapped=True)
+    if clustered:
+        _clustered(store)
+    store.part_rows, store.overlap_rows = 50, 30
     batches = store.aggregate(_plan(dimensions), batch_rows=5)
     next(batches)
     helpers = [t for t in threading.enumerate() if t.name.startswith("report-part")]
@@ -201,6 +215,8 @@ def test_parts_are_the_rows_of_one_query(
     whole = _rows(store.aggregate(plan, batch_rows=97))
     store.part_rows = part_rows
     store.overlap_rows = max(10, part_rows // 2) if overlapped else None
+    if overlapped:
+        _clustered(store)  # advertisers first overlap only on clustered days
     assert _rows(store.aggregate(plan, batch_rows=97)) == whole
 
 

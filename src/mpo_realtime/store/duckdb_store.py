@@ -150,14 +150,6 @@ def _steps(counts: list[tuple[int, int]], rows: int) -> list[tuple[int, int]]:
     return [(first, last) for first, last, _ in steps]
 
 
-def _stored_in_order(plan: QueryPlan) -> bool:
-    """Whether ``plan``'s first sort key is one the stored rows are ordered by (time, and
-    advertiser within a clustered day): a range of it reads only its own row groups, so
-    cutting the read in more parts costs little more."""
-    first = plan.dimensions[0]
-    return first.is_time or first is Dimension.ADVERTISER_ID
-
-
 def _implied_bounds(
     plan: QueryPlan, fields: int, low: Any, high: Any
 ) -> tuple[list[str], dict[str, Any]]:
@@ -683,7 +675,7 @@ class DuckDBEventStore:
                 # one snapshot for every part (closing the cursor ends the transaction)
                 cursor.execute("BEGIN TRANSACTION")
                 count = self._input_rows(cursor, plan, params)
-                overlap = self.overlap_rows is not None and _stored_in_order(plan)
+                overlap = self.overlap_rows is not None and self._stored_in_order(plan)
                 if count <= self.part_rows or not overlap:
                     for part, bounds in self._parts(cursor, plan, params, count, self.part_rows):
                         reader: pa.RecordBatchReader = cursor.sql(
@@ -704,6 +696,23 @@ class DuckDBEventStore:
             if ahead is not None:
                 ahead.close()
             cursor.close()
+
+    def _stored_in_order(self, plan: QueryPlan) -> bool:
+        """Whether ``plan``'s first sort key is one its rows are stored in order of: time,
+        or the advertiser where most of the plan's days are clustered. A range of such a
+        key reads only its own row groups, so more parts cost little more; of any other,
+        every part scans all the input (measured: 18 parts 25.9 CPU s, 8 parts 19.1)."""
+        first = plan.dimensions[0]
+        if first.is_time:
+            return True
+        if first is not Dimension.ADVERTISER_ID:
+            return False
+        days, day = [], _day(plan.start)
+        while day < plan.end:
+            days.append(day)
+            day += _DAY
+        # membership only: the writer thread may be adding to the set meanwhile
+        return 2 * sum(day in self._clustered for day in days) >= len(days)
 
     def _pinned(self, *cursors: duckdb.DuckDBPyConnection) -> None:
         """Start a transaction on each of ``cursors`` with one snapshot: on the writer
