@@ -8,11 +8,14 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +30,16 @@ DAY0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 #: far enough ahead that every stored day is settled
 LATER = DAY0 + timedelta(days=30)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
+    """A store file whose maintenance runs only when a test asks (``maintain``)."""
+    opened = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _events(days: int, per_day: int, seed: int = 1) -> list[Event]:
@@ -117,60 +130,50 @@ def test_settled_days_are_rewritten_in_advertiser_order_with_the_same_sums(
         store.close()
 
 
-def test_a_day_is_clustered_only_once_settled(tmp_path: Path) -> None:
+def test_a_day_is_clustered_only_once_settled(store: DuckDBEventStore) -> None:
     events = _events(days=2, per_day=50)
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        store.append(rollup_table(events))
-        _compacted(store)
-        # the second day ends at DAY0 + 2 days, and minutes stay live for 2 more
-        assert not store.maintain(DAY0 + 2 * DAY - timedelta(minutes=1))  # day 1 only
-        assert _marks(store) == [DAY0]
-        assert not store.maintain(DAY0 + 2 * DAY + timedelta(minutes=1))
-        assert _marks(store) == [DAY0]
-        assert not store.maintain(DAY0 + 2 * DAY + timedelta(minutes=2))
-        assert _marks(store) == [DAY0, DAY0 + DAY]
-    finally:
-        store.close()
+    store.append(rollup_table(events))
+    _compacted(store)
+    # the second day ends at DAY0 + 2 days, and minutes stay live for 2 more
+    assert not store.maintain(DAY0 + 2 * DAY - timedelta(minutes=1))  # day 1 only
+    assert _marks(store) == [DAY0]
+    assert not store.maintain(DAY0 + 2 * DAY + timedelta(minutes=1))
+    assert _marks(store) == [DAY0]
+    assert not store.maintain(DAY0 + 2 * DAY + timedelta(minutes=2))
+    assert _marks(store) == [DAY0, DAY0 + DAY]
 
 
-def test_clustering_waits_for_compaction_of_the_day(tmp_path: Path) -> None:
+def test_clustering_waits_for_compaction_of_the_day(store: DuckDBEventStore) -> None:
     # Compaction after clustering would move the minutes it folds to the table's end, so
     # a day written to since the last compaction is folded first, then clustered.
     events = _events(days=1, per_day=300)
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        store.append(rollup_table(events))
-        store.submit(IngestRequest(rollup_table(events[:50]), 50)).result(timeout=30)
-        steps = 0
-        while store.maintain(LATER):
-            steps += 1
-            if _marks(store):
-                break
-        # every 15-minute compaction step came first; the last one clustered too
-        span = events[-1].minute - events[0].minute + timedelta(minutes=1)
-        assert steps == math.ceil(span / timedelta(minutes=15)) - 1
-        assert _marks(store) == [DAY0]
-        assert _layout(store) == sorted(_layout(store))
-        got, expected = _report(store, events + events[:50])
-        assert got == expected
-    finally:
-        store.close()
+    store.append(rollup_table(events))
+    store.submit(IngestRequest(rollup_table(events[:50]), 50)).result(timeout=30)
+    steps = 0
+    while store.maintain(LATER):
+        steps += 1
+        if _marks(store):
+            break
+    # every 15-minute compaction step came first; the last one clustered too
+    span = events[-1].minute - events[0].minute + timedelta(minutes=1)
+    assert steps == math.ceil(span / timedelta(minutes=15)) - 1
+    assert _marks(store) == [DAY0]
+    assert _layout(store) == sorted(_layout(store))
+    got, expected = _report(store, events + events[:50])
+    assert got == expected
 
 
-def test_large_days_take_several_steps_and_one_advertiser_is_never_cut(tmp_path: Path) -> None:
+def test_large_days_take_several_steps_and_one_advertiser_is_never_cut(
+    store: DuckDBEventStore,
+) -> None:
     events = _events(days=1, per_day=600)
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
     store.cluster_step_rows = 150  # about 200 rows per advertiser: one step each
-    try:
-        store.append(rollup_table(events))
-        _compacted(store)
-        assert _maintain_all(store) == 3
-        assert _layout(store) == sorted(_layout(store))
-        got, expected = _report(store, events)
-        assert got == expected
-    finally:
-        store.close()
+    store.append(rollup_table(events))
+    _compacted(store)
+    assert _maintain_all(store) == 3
+    assert _layout(store) == sorted(_layout(store))
+    got, expected = _report(store, events)
+    assert got == expected
 
 
 def test_marks_last_across_restarts_and_older_stores_are_clustered_when_opened(
@@ -198,33 +201,25 @@ def test_marks_last_across_restarts_and_older_stores_are_clustered_when_opened(
         store.close()
 
 
-def test_rows_arriving_for_a_clustered_day_are_kept_and_counted(tmp_path: Path) -> None:
+def test_rows_arriving_for_a_clustered_day_are_kept_and_counted(store: DuckDBEventStore) -> None:
     events = _events(days=1, per_day=100)
     late = _events(days=1, per_day=20, seed=2)
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        store.append(rollup_table(events))
-        _maintain_all(store)
-        store.append(rollup_table(late))
-        _compacted(store)
-        assert not store.maintain(LATER)  # a day is clustered once
-        got, expected = _report(store, events + late)
-        assert got == expected
-    finally:
-        store.close()
+    store.append(rollup_table(events))
+    _maintain_all(store)
+    store.append(rollup_table(late))
+    _compacted(store)
+    assert not store.maintain(LATER)  # a day is clustered once
+    got, expected = _report(store, events + late)
+    assert got == expected
 
 
-def test_purge_forgets_the_marks_of_purged_days(tmp_path: Path) -> None:
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        store.append(rollup_table(_events(days=4, per_day=20)))
-        _compacted(store)
-        _maintain_all(store)
-        store.purge(DAY0 + 3 * DAY)
-        # marks are kept a day longer than the rows, as write marks are an hour longer
-        assert _marks(store) == [DAY0 + 2 * DAY, DAY0 + 3 * DAY]
-    finally:
-        store.close()
+def test_purge_forgets_the_marks_of_purged_days(store: DuckDBEventStore) -> None:
+    store.append(rollup_table(_events(days=4, per_day=20)))
+    _compacted(store)
+    _maintain_all(store)
+    store.purge(DAY0 + 3 * DAY)
+    # marks are kept a day longer than the rows, as write marks are an hour longer
+    assert _marks(store) == [DAY0 + 2 * DAY, DAY0 + 3 * DAY]
 
 
 def test_a_failed_step_is_logged_and_the_day_left_as_it_was(
@@ -267,39 +262,36 @@ def test_maintenance_clusters_settled_days_on_its_own(tmp_path: Path) -> None:
         store.close()
 
 
-def test_row_groups_of_a_clustered_day_hold_one_advertiser_each(tmp_path: Path) -> None:
+def test_row_groups_of_a_clustered_day_hold_one_advertiser_each(store: DuckDBEventStore) -> None:
     # What clustering is for: DuckDB skips row groups by the min/max of advertiser_id.
     # Two advertisers, 300,000 rows each (row groups are 122,880 rows), interleaved.
-    store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        store.call(
+    relation = duckdb.sql(
+        "SELECT $day::TIMESTAMPTZ + to_minutes((i % 1440)::BIGINT) AS minute,"
+        " 1 + i % 2 AS advertiser_id, 1 AS partner_id, 1 AS campaign_id, 1 AS seller_id,"
+        " NULL::VARCHAR AS seller_name, 'p' || (i // 2)::VARCHAR AS product_id,"
+        " 1 AS displays, 0 AS clicks, 0.5::DECIMAL(18, 9) AS cost FROM range(600000) t(i)",
+        params={"day": DAY0},
+    )
+    assert relation is not None
+    rows = relation.arrow()
+    store.append(rows.read_all() if isinstance(rows, pa.RecordBatchReader) else rows)
+
+    def spans() -> list[tuple[int, int]]:
+        found = store.call(
             lambda conn: conn.execute(
-                "INSERT INTO rollup SELECT $day::TIMESTAMPTZ + to_minutes((i % 1440)::BIGINT),"
-                " 1 + i % 2, 1, 1, 1, 'p' || (i // 2)::VARCHAR, 1, 0, 0.5 FROM range(600000) t(i)",
-                {"day": DAY0},
-            )
+                "SELECT stats FROM pragma_storage_info('rollup')"
+                " WHERE column_name = 'advertiser_id' AND segment_type = 'BIGINT'"
+            ).fetchall()
         )
-        store.close()
-        store = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
+        return [(s[0]["min"], s[0]["max"]) for s in found if "min" in s[0]]
 
-        def spans() -> list[tuple[int, int]]:
-            found = store.call(
-                lambda conn: conn.execute(
-                    "SELECT stats FROM pragma_storage_info('rollup')"
-                    " WHERE column_name = 'advertiser_id' AND segment_type = 'BIGINT'"
-                ).fetchall()
-            )
-            return [(s[0]["min"], s[0]["max"]) for s in found if "min" in s[0]]
-
-        store.call(lambda conn: conn.execute("CHECKPOINT"))
-        assert all(low != high for low, high in spans())  # interleaved: every group both
-        _maintain_all(store)
-        store.call(lambda conn: conn.execute("CHECKPOINT"))
-        mixed = [span for span in spans() if span[0] != span[1]]
-        assert len(mixed) <= 1  # only the group where advertiser 1 ends and 2 begins
-        assert store.totals()["displays"] == 600_000
-    finally:
-        store.close()
+    store.call(lambda conn: conn.execute("CHECKPOINT"))
+    assert all(low != high for low, high in spans())  # interleaved: every group both
+    _maintain_all(store)
+    store.call(lambda conn: conn.execute("CHECKPOINT"))
+    mixed = [span for span in spans() if span[0] != span[1]]
+    assert len(mixed) <= 1  # only the group where advertiser 1 ends and 2 begins
+    assert store.totals()["displays"] == 600_000
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
