@@ -320,11 +320,10 @@ def _data_rows(path: Path, file_format: str) -> int:
     return lines - 1
 
 
-#: Polls of a throughput export's status. The job's own Done time comes from the
-#: server's record (``finished_at``), so a slower poll costs the figure nothing; polling
-#: every 50 ms cost the 2-core machine ~0.9 CPU s per 12 s export (server and this
-#: process), and the export 0.3-1.9 s (docs/benchmarks.md, "Where the server's extra
-#: second went").
+#: Polls of a throughput export's status. Its time is taken to the server's own Done
+#: record (``finished_at``), so a slower poll costs the figure nothing; polls every 50 ms
+#: cost ~0.9 CPU s per 10 s export (server and this process) on the 2 cores the export
+#: needs (docs/benchmarks.md, "Where the server's extra second went").
 THROUGHPUT_POLL_SECONDS = 0.5
 
 
