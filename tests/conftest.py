@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from mpo_realtime.domain.jobs import Job
 from mpo_realtime.exports.jobstore import SqlJobStore
+from mpo_realtime.store.duckdb_store import DuckDBEventStore
 from tests import services
 from tests.services import Service, Unavailable
 
@@ -74,6 +75,17 @@ def server_in_kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 # for the session, else its tests are skipped with the reason in the summary. With
 # CI=true such a skip is a failure: CI must run every test.
 # ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
+    """An event store in a file of its own, whose maintenance runs only when a test asks
+    (``compact``, ``maintain``)."""
+    opened = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def service_unavailable(reason: str) -> NoReturn:

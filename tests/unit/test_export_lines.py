@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -105,12 +104,8 @@ def _assert_identical(store: DuckDBEventStore, plan: QueryPlan) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
-    opened = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def store(quiet_store: DuckDBEventStore) -> DuckDBEventStore:
+    return quiet_store
 
 
 def _events(anchor: datetime, products: Sequence[str], hours: int = 36) -> list[Event]:

@@ -8,7 +8,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,13 +32,8 @@ LATER = DAY0 + timedelta(days=30)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBEventStore]:
-    """A store file whose maintenance runs only when a test asks (``maintain``)."""
-    opened = DuckDBEventStore(tmp_path / "events.duckdb", maintenance_interval=1e9)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def store(quiet_store: DuckDBEventStore) -> DuckDBEventStore:
+    return quiet_store
 
 
 def _events(days: int, per_day: int, seed: int = 1) -> list[Event]:
