@@ -159,15 +159,17 @@ def _mpo_report(args: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 
 def test_expired_export_raises_expired(short_lived: ReportService) -> None:
     with short_lived.client() as client:
-        result = client.export(**_report(short_lived))
+        # Created, then watched until Expired: waiting for Done first (``export``) could
+        # miss the 2 s between Done and Expired on a busy machine, between two polls.
+        export_id = client.create(**_report(short_lived)).export_id
         deadline = time.monotonic() + 60
-        while client.status(result.export_id).status is not Status.EXPIRED:
+        while client.status(export_id).status is not Status.EXPIRED:
             assert time.monotonic() < deadline, "the export never expired"
             time.sleep(0.2)
         with pytest.raises(Expired) as downloading:
-            client.download(result.export_id)
+            client.download(export_id)
         with pytest.raises(Expired) as waiting:
-            client.wait(result.export_id)
+            client.wait(export_id)
     assert (downloading.value.status_code, downloading.value.code) == (410, "export-alreadyexpired")
     assert downloading.value.trace_id
     # from the poll's status: no error code, the poll's trace id, the job's message
