@@ -132,7 +132,13 @@ def _cut(store: DuckDBEventStore, overlapped: bool) -> None:
         _clustered(store)
 
 
-@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
+#: parts overlapped (on clustered days) or one after the other
+OVERLAPPED = pytest.mark.parametrize(
+    "overlapped", [True, False], ids=["overlapped", "one-after-another"]
+)
+
+
+@OVERLAPPED
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: ",".join(d.value for d in p.dimensions))
 def test_parts_give_the_files_of_one_query(
     store: DuckDBEventStore, plan: QueryPlan, overlapped: bool, caplog: pytest.LogCaptureFixture
@@ -286,7 +292,7 @@ def _rows(batches: Iterator[pa.RecordBatch]) -> list[dict[str, object]]:
     return [row for batch in batches for row in batch.to_pylist()]
 
 
-@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
+@OVERLAPPED
 def test_every_part_reads_the_snapshot_of_the_first(
     store: DuckDBEventStore, overlapped: bool
 ) -> None:
@@ -303,7 +309,7 @@ def test_every_part_reads_the_snapshot_of_the_first(
     assert _rows(store.aggregate(plan)) != before  # the commit is there for a new read
 
 
-@pytest.mark.parametrize("overlapped", [True, False], ids=["overlapped", "one-after-another"])
+@OVERLAPPED
 def test_a_read_in_parts_given_up_midway_leaves_the_store_usable(
     store: DuckDBEventStore, overlapped: bool
 ) -> None:

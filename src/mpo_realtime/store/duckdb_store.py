@@ -299,8 +299,7 @@ class DuckDBEventStore:
             conn.execute(SQL["purge_keys"], {"before": before})
             conn.execute(SQL["purge_write_marks"], {"before": before})
             conn.execute(SQL["purge_clustered_days"], {"before": before})
-            kept = _day(before) - _DAY
-            self._clustered = {day for day in self._clustered if day >= kept}
+            self._clustered = {day for day in self._clustered if day >= before - _DAY}
             self._unclustered = {day for day in self._unclustered if day + _DAY > before}
             return int(row[0]) if row else 0
 
@@ -572,6 +571,12 @@ class DuckDBEventStore:
         """Rewrite one advertiser range of the oldest settled unclustered day; True if
         more clustering is waiting."""
         settled = now.replace(second=0, microsecond=0) - _LIVE
+
+        def waiting() -> bool:
+            return self._clustering is not None or any(
+                day + _DAY <= settled for day in self._unclustered
+            )
+
         if self._clustering is None:
             ready = sorted(day for day in self._unclustered if day + _DAY <= settled)
             if not ready:
@@ -585,7 +590,7 @@ class DuckDBEventStore:
             except StoreError as exc:
                 log.error("clustering of %s failed; its rows stay as they are: %s", day, exc)
                 self._unclustered.discard(day)
-                return bool(ready[1:])
+                return waiting()
             rows = min(self.cluster_step_rows, self.part_rows)
             self._clustering = (day, _steps([(int(a), int(n)) for a, n in counts], rows))
         day, steps = self._clustering
@@ -597,7 +602,7 @@ class DuckDBEventStore:
                 log.error("clustering of %s failed; its rows stay as they are: %s", day, exc)
                 self._clustering = None
                 self._unclustered.discard(day)  # tried again when the store next opens
-                return any(d + _DAY <= settled for d in self._unclustered)
+                return waiting()
         if not steps:
             try:
                 with _translated("mark a clustered day"):
@@ -607,7 +612,7 @@ class DuckDBEventStore:
             self._clustering = None
             self._unclustered.discard(day)
             self._clustered.add(day)
-        return self._clustering is not None or any(d + _DAY <= settled for d in self._unclustered)
+        return waiting()
 
     # -- reads --------------------------------------------------------------------------
     #
